@@ -1,0 +1,51 @@
+"""Pieces shared by the sub-commands: error handling, common options, output directories."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+import click
+
+from hgc.errors import ConfigError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def handle_errors(func: F) -> F:
+    """Turn bad input into one line on stderr and exit status 2; an interrupt into exit status 130.
+
+    Anything already written by the command stays on disk (commands write results atomically as they
+    finish), so an interrupted run loses nothing it had completed.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ConfigError as err:
+            click.echo(f"error: {err.one_line()}", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("interrupted: results written so far are kept", err=True)
+            sys.exit(130)
+
+    return wrapper  # type: ignore[return-value]
+
+
+config_argument = click.argument(
+    "config", type=click.Path(dir_okay=False, path_type=Path)
+)
+out_option = click.option(
+    "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+    help="Output directory [default: results/<config name>/].",
+)
+seed_option = click.option("--seed", type=int, default=None, help="Override the config's seed.")
+quiet_option = click.option("--quiet", is_flag=True, help="No progress bar and no table on stdout.")
+
+
+def default_out_dir(name: str, out_dir: Path | None) -> Path:
+    """``out_dir`` if given, else ``results/<name>/`` relative to the working directory."""
+    return out_dir if out_dir is not None else Path("results") / name
