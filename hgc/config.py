@@ -1,0 +1,191 @@
+"""Experiment configs: YAML → validated model objects (SPEC §8).
+
+:func:`load_config` reads a file, :func:`config_from_mapping` validates a mapping (sweeps build those);
+both return an :class:`ExperimentConfig` or raise :class:`~hgc.errors.ConfigError` naming the file and the
+key path of the first problem. Nothing downstream re-validates user input.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from hgc.errors import ConfigError
+from hgc.schemes import DEFAULT_SCHEMES, SchemeSpec, parse_schemes
+from hgc.timing import TimingModel, parse_timing
+from hgc.topology import Topology, parse_topology
+from hgc.validation import as_float, as_int, as_mapping, check_keys, describe, join
+
+TOP_LEVEL_KEYS = ("name", "description", "seed", "trials", "topology", "timing", "schemes", "train", "data")
+DEFAULT_SEED = 0
+DEFAULT_TRIALS = 100_000
+
+DATASETS = ("digits", "synthetic_classification", "synthetic_regression")
+MODELS = ("softmax", "least_squares")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The ``train:`` section: full-batch gradient descent on a dataset (used by ``hgc train``)."""
+
+    dataset: str = "digits"
+    model: str = "softmax"
+    iterations: int = 200
+    learning_rate: float = 0.5
+    l2: float = 1e-4
+    test_fraction: float = 0.2
+    target_loss: float | None = None
+    samples: int = 2000          # synthetic datasets only
+    features: int = 20           # synthetic datasets only
+    classes: int = 3             # synthetic_classification only
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """The ``data:`` section: ``partitions`` is K, or ``None`` for the smallest valid K per scheme."""
+
+    partitions: int | None = None
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """A validated experiment: the system, its straggler statistics and the schemes to compare."""
+
+    name: str
+    seed: int
+    trials: int
+    topology: Topology
+    timing: TimingModel
+    schemes: tuple[SchemeSpec, ...]
+    train: TrainConfig = field(default_factory=TrainConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    source: Path | None = None
+
+    def with_overrides(self, *, seed: int | None = None, trials: int | None = None) -> "ExperimentConfig":
+        """The same experiment with a different seed and/or number of trials (CLI options)."""
+        raw = dict(self.raw)
+        if seed is not None:
+            raw["seed"] = as_int(seed, "--seed", minimum=0)
+        if trials is not None:
+            raw["trials"] = as_int(trials, "--trials", minimum=1)
+        return replace(self, seed=int(raw["seed"]), trials=int(raw["trials"]), raw=raw)
+
+    def resolved(self) -> dict[str, Any]:
+        """The config as run: defaults filled in, worker counts listed, trace paths absolute."""
+        raw = copy.deepcopy(dict(self.raw))
+        raw["topology"] = {"edges": self.topology.n_edges, "workers": list(self.topology.workers)}
+        raw["schemes"] = [spec.to_config() for spec in self.schemes]
+        base_dir = self.source.parent if self.source is not None else None
+        if "timing" in raw and base_dir is not None:
+            _absolute_trace_paths(raw["timing"], base_dir)
+        return raw
+
+
+def _absolute_trace_paths(node: Any, base_dir: Path) -> None:
+    if isinstance(node, dict):
+        if node.get("dist") == "empirical" and isinstance(node.get("file"), str):
+            path = Path(node["file"])
+            node["file"] = str(path if path.is_absolute() else (base_dir / path).resolve())
+        for value in node.values():
+            _absolute_trace_paths(value, base_dir)
+    elif isinstance(node, list):
+        for value in node:
+            _absolute_trace_paths(value, base_dir)
+
+
+def read_yaml(path: Path) -> Any:
+    """Parse a YAML file; a missing file or a syntax error is a :class:`ConfigError` naming the line."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError("file not found" if not path.exists() else "not a file", source=path)
+    try:
+        with path.open() as handle:
+            return yaml.safe_load(handle)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"malformed YAML: {where}{problem}", source=path) from None
+    except UnicodeDecodeError:
+        raise ConfigError("not a text (UTF-8) file", source=path) from None
+
+
+def load_config(path: str | Path) -> ExperimentConfig:
+    """Read and validate the experiment config at ``path``."""
+    path = Path(path)
+    raw = read_yaml(path)
+    try:
+        return config_from_mapping(raw, source=path, default_name=path.stem)
+    except ConfigError as err:
+        raise err.with_source(path) from None
+
+
+def config_from_mapping(raw: Any, *, source: Path | None = None, default_name: str = "experiment",
+                        base_dir: Path | None = None) -> ExperimentConfig:
+    """Validate a config mapping (as read from YAML). ``base_dir`` resolves trace paths (default: the
+    directory of ``source``)."""
+    if raw is None:
+        raise ConfigError("the config is empty", source=source)
+    raw = dict(as_mapping(raw, ""))
+    check_keys(raw, "", TOP_LEVEL_KEYS, ("topology", "timing"))
+    if base_dir is None and source is not None:
+        base_dir = Path(source).parent
+
+    name = raw.setdefault("name", default_name)
+    if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
+        raise ConfigError(f"expected a file-name-safe string, got {describe(name)}", "name")
+    raw["seed"] = seed = as_int(raw.get("seed", DEFAULT_SEED), "seed", minimum=0)
+    raw["trials"] = trials = as_int(raw.get("trials", DEFAULT_TRIALS), "trials", minimum=1)
+    if "description" in raw and not isinstance(raw["description"], str):
+        raise ConfigError(f"expected a string, got {describe(raw['description'])}", "description")
+
+    topology = parse_topology(raw["topology"])
+    timing = parse_timing(raw["timing"], topology, base_dir=base_dir)
+    schemes = parse_schemes(raw["schemes"], "schemes", topology) if "schemes" in raw else DEFAULT_SCHEMES
+    train = parse_train(raw.get("train", {}), "train")
+    data = parse_data(raw.get("data", {}), "data")
+    return ExperimentConfig(name=name, seed=seed, trials=trials, topology=topology, timing=timing,
+                            schemes=schemes, train=train, data=data, raw=raw,
+                            source=Path(source) if source is not None else None)
+
+
+def parse_train(raw: Any, key: str) -> TrainConfig:
+    raw = as_mapping(raw if raw is not None else {}, key)
+    defaults = TrainConfig()
+    check_keys(raw, key, tuple(TrainConfig.__dataclass_fields__))
+    dataset = raw.get("dataset", defaults.dataset)
+    if dataset not in DATASETS:
+        raise ConfigError(f"expected one of {', '.join(DATASETS)}, got {describe(dataset)}", join(key, "dataset"))
+    model = raw.get("model", "least_squares" if dataset == "synthetic_regression" else defaults.model)
+    if model not in MODELS:
+        raise ConfigError(f"expected one of {', '.join(MODELS)}, got {describe(model)}", join(key, "model"))
+    if (model == "least_squares") != (dataset == "synthetic_regression"):
+        raise ConfigError(f"model {model} does not fit dataset {dataset} "
+                          "(least_squares goes with synthetic_regression, softmax with the classification sets)",
+                          join(key, "model"))
+    target = raw.get("target_loss")
+    return TrainConfig(
+        dataset=dataset, model=model,
+        iterations=as_int(raw.get("iterations", defaults.iterations), join(key, "iterations"), minimum=1),
+        learning_rate=as_float(raw.get("learning_rate", defaults.learning_rate), join(key, "learning_rate"),
+                               positive=True),
+        l2=as_float(raw.get("l2", defaults.l2), join(key, "l2"), minimum=0.0),
+        test_fraction=as_float(raw.get("test_fraction", defaults.test_fraction), join(key, "test_fraction"),
+                               minimum=0.0, maximum=0.9),
+        target_loss=None if target is None else as_float(target, join(key, "target_loss"), positive=True),
+        samples=as_int(raw.get("samples", defaults.samples), join(key, "samples"), minimum=10),
+        features=as_int(raw.get("features", defaults.features), join(key, "features"), minimum=1),
+        classes=as_int(raw.get("classes", defaults.classes), join(key, "classes"), minimum=2),
+    )
+
+
+def parse_data(raw: Any, key: str) -> DataConfig:
+    raw = as_mapping(raw if raw is not None else {}, key)
+    check_keys(raw, key, ("partitions",))
+    partitions = raw.get("partitions")
+    return DataConfig(None if partitions is None else as_int(partitions, join(key, "partitions"), minimum=1))

@@ -1,0 +1,183 @@
+"""The timing model of SPEC §3, resolved to one distribution per node.
+
+A worker ``w`` of edge ``i`` holding a fraction ``load`` of the dataset delivers its message to the edge at
+``C_w = load * X_w + Y_w + U_w`` seconds: ``X_w`` is its time to process the *whole* dataset (already
+divided by its ``speed``), ``Y_w`` a load-independent overhead and ``U_w`` its uplink delay. Edge ``i`` adds
+``P_i`` (processing / edge straggling) and ``V_i`` (edge→master latency) once per iteration and
+``per_vector[i]`` seconds per gradient vector it sends to the master. Nodes fail (never report in an
+iteration) independently with probabilities ``worker_failure`` and ``edge_failure``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from hgc.distributions import ZERO, Distribution, parse_distribution
+from hgc.errors import ConfigError
+from hgc.topology import Topology
+from hgc.validation import as_float, as_int, as_list, as_mapping, as_probability, check_keys, join
+
+WORKER_KEYS = ("compute", "overhead", "uplink")
+EDGE_KEYS = ("process", "uplink", "per_vector")
+
+
+@dataclass(frozen=True)
+class TimingModel:
+    """Per-node delay distributions (seconds) of one system, workers in edge-major order."""
+
+    topology: Topology
+    worker_compute: tuple[Distribution, ...]
+    worker_overhead: tuple[Distribution, ...]
+    worker_uplink: tuple[Distribution, ...]
+    edge_process: tuple[Distribution, ...]
+    edge_uplink: tuple[Distribution, ...]
+    per_vector: tuple[float, ...]
+    worker_failure: float = 0.0
+    edge_failure: float = 0.0
+
+    def __post_init__(self) -> None:
+        n, big_n = self.topology.n_edges, self.topology.n_workers
+        for name in ("worker_compute", "worker_overhead", "worker_uplink"):
+            if len(getattr(self, name)) != big_n:
+                raise ValueError(f"{name}: expected {big_n} distributions, got {len(getattr(self, name))}")
+        for name in ("edge_process", "edge_uplink", "per_vector"):
+            if len(getattr(self, name)) != n:
+                raise ValueError(f"{name}: expected {n} entries, got {len(getattr(self, name))}")
+
+    @classmethod
+    def homogeneous(cls, topology: Topology, compute: Distribution, *, overhead: Distribution = ZERO,
+                    uplink: Distribution = ZERO, edge_process: Distribution = ZERO,
+                    edge_uplink: Distribution = ZERO, per_vector: float = 0.0,
+                    worker_failure: float = 0.0, edge_failure: float = 0.0) -> "TimingModel":
+        """The same distributions for every worker and every edge."""
+        big_n, n = topology.n_workers, topology.n_edges
+        return cls(topology, (compute,) * big_n, (overhead,) * big_n, (uplink,) * big_n,
+                   (edge_process,) * n, (edge_uplink,) * n, (float(per_vector),) * n,
+                   worker_failure, edge_failure)
+
+    def restrict(self, edges: Sequence[int], workers: Sequence[Sequence[int]]) -> "TimingModel":
+        """The model of a sub-system: the listed ``edges`` and, for each, the listed worker positions.
+
+        ``workers[j]`` are positions (0-based, inside edge ``edges[j]``) of the participating workers.
+        """
+        topo = self.topology
+        global_workers = [int(topo.offsets[e]) + int(p) for e, ps in zip(edges, workers) for p in ps]
+        pick_w = lambda dists: tuple(dists[w] for w in global_workers)  # noqa: E731
+        pick_e = lambda values: tuple(values[e] for e in edges)  # noqa: E731
+        return replace(
+            self, topology=Topology(tuple(len(ps) for ps in workers)),
+            worker_compute=pick_w(self.worker_compute), worker_overhead=pick_w(self.worker_overhead),
+            worker_uplink=pick_w(self.worker_uplink), edge_process=pick_e(self.edge_process),
+            edge_uplink=pick_e(self.edge_uplink), per_vector=pick_e(self.per_vector))
+
+    @property
+    def per_vector_array(self) -> np.ndarray:
+        return np.asarray(self.per_vector, dtype=float)
+
+    def mean_worker_compute(self) -> np.ndarray:
+        """Mean whole-dataset compute time of every worker (seconds), shape ``(N,)``."""
+        return np.array([d.mean for d in self.worker_compute])
+
+
+# ----------------------------------------------------------------------------------------------------
+# Parsing the `timing:` section
+
+def _parse_node(raw: Any, key: str, keys: tuple[str, ...], base_dir: Path | None,
+                allow_speed: bool) -> dict[str, Any]:
+    """The distributions (and ``speed``/``per_vector`` numbers) given in one worker or edge mapping."""
+    raw = as_mapping(raw, key)
+    allowed = keys + (("speed",) if allow_speed else ())
+    check_keys(raw, key, allowed)
+    parsed: dict[str, Any] = {}
+    for name, value in raw.items():
+        if name == "speed":
+            parsed[name] = as_float(value, join(key, name), positive=True)
+        elif name == "per_vector":
+            parsed[name] = as_float(value, join(key, name), minimum=0.0)
+        else:
+            parsed[name] = parse_distribution(value, join(key, name), base_dir)
+    return parsed
+
+
+def _indices(raw: Any, key: str, upper: int, what: str) -> list[int]:
+    values = as_list(raw, key, allow_scalar=True)
+    out = []
+    for j, value in enumerate(values):
+        index = as_int(value, join(key, j), minimum=0)
+        if index >= upper:
+            raise ConfigError(f"{what} index {index} out of range (there are {upper})", join(key, j))
+        out.append(index)
+    return out
+
+
+def parse_timing(raw: Any, topology: Topology, key: str = "timing",
+                 base_dir: Path | None = None) -> TimingModel:
+    """Resolve the ``timing:`` section (defaults, then overrides in order) to per-node distributions."""
+    raw = as_mapping(raw if raw is not None else {}, key)
+    check_keys(raw, key, ("worker", "edge", "failures", "overrides"), ("worker",))
+    worker = _parse_node(raw["worker"], join(key, "worker"), WORKER_KEYS, base_dir, allow_speed=True)
+    if "compute" not in worker:
+        raise ConfigError("missing required key 'compute' (whole-dataset compute time distribution)",
+                          join(key, "worker"))
+    edge = _parse_node(raw.get("edge", {}), join(key, "edge"), EDGE_KEYS, base_dir, allow_speed=True)
+
+    big_n, n = topology.n_workers, topology.n_edges
+    worker_fields = [{"compute": worker["compute"], "overhead": worker.get("overhead", ZERO),
+                      "uplink": worker.get("uplink", ZERO), "speed": worker.get("speed", 1.0)}
+                     for _ in range(big_n)]
+    edge_fields = [{"process": edge.get("process", ZERO), "uplink": edge.get("uplink", ZERO),
+                    "per_vector": edge.get("per_vector", 0.0), "speed": edge.get("speed", 1.0)}
+                   for _ in range(n)]
+
+    overrides_key = join(key, "overrides")
+    for j, override in enumerate(as_list(raw.get("overrides", []), overrides_key)):
+        okey = join(overrides_key, j)
+        override = as_mapping(override, okey)
+        check_keys(override, okey, ("edges", "workers", "worker", "edge"))
+        if "worker" not in override and "edge" not in override:
+            raise ConfigError("an override needs a 'worker' or an 'edge' mapping", okey)
+        edges = _indices(override["edges"], join(okey, "edges"), n, "edge") if "edges" in override \
+            else list(range(n))
+        if "worker" in override:
+            values = _parse_node(override["worker"], join(okey, "worker"), WORKER_KEYS, base_dir, True)
+            for e in edges:
+                positions = (_indices(override["workers"], join(okey, "workers"), topology.workers[e],
+                                      f"worker (edge {e} has {topology.workers[e]} workers;)")
+                             if "workers" in override else range(topology.workers[e]))
+                for p in positions:
+                    worker_fields[int(topology.offsets[e]) + p].update(values)
+        elif "workers" in override:
+            raise ConfigError("'workers' selects workers, so it needs a 'worker' mapping", join(okey, "workers"))
+        if "edge" in override:
+            values = _parse_node(override["edge"], join(okey, "edge"), EDGE_KEYS, base_dir, True)
+            for e in edges:
+                edge_fields[e].update(values)
+
+    failures = as_mapping(raw.get("failures", {}), join(key, "failures"))
+    check_keys(failures, join(key, "failures"), ("worker", "edge"))
+    worker_failure = as_probability(failures.get("worker", 0.0), join(key, "failures.worker"))
+    edge_failure = as_probability(failures.get("edge", 0.0), join(key, "failures.edge"))
+    if worker_failure >= 1.0 or edge_failure >= 1.0:
+        raise ConfigError("a failure probability of 1 means no iteration ever completes; use < 1",
+                          join(key, "failures"))
+
+    return TimingModel(
+        topology=topology,
+        worker_compute=tuple(_speed_scaled(f["compute"], f["speed"]) for f in worker_fields),
+        worker_overhead=tuple(f["overhead"] for f in worker_fields),
+        worker_uplink=tuple(f["uplink"] for f in worker_fields),
+        edge_process=tuple(_speed_scaled(f["process"], f["speed"]) for f in edge_fields),
+        edge_uplink=tuple(f["uplink"] for f in edge_fields),
+        per_vector=tuple(float(f["per_vector"]) for f in edge_fields),
+        worker_failure=worker_failure, edge_failure=edge_failure,
+    )
+
+
+def _speed_scaled(dist: Distribution, speed: float) -> Distribution:
+    """A node ``speed`` times faster takes ``1/speed`` of the time."""
+    return dist if speed == 1.0 else dist.scaled(1.0 / speed)
+
