@@ -1,0 +1,365 @@
+"""Monte Carlo simulation of one training iteration under each scheme (SPEC §3).
+
+Trials are processed in fixed-size chunks; chunk ``c`` draws every delay of every node from its own
+generator ``stream(seed, Stream.SIMULATION, c)``, so results depend on the seed and the number of trials
+only. All strategies of a run are evaluated on the same draws (common random numbers): speed-ups are
+paired comparisons. Memory is bounded by the chunk size whatever the number of trials: per strategy only
+running moments and a fine log-spaced histogram of iteration times (for quantiles) are kept.
+
+Layout: :func:`sample_delays` draws a :class:`DelaySample`; a :class:`CompiledStrategy` turns it into
+iteration times; :class:`TimeStatistics` accumulates them; :func:`simulate` runs a whole config.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from hgc.distributions import Distribution
+from hgc.rng import Stream, stream
+from hgc.schemes import Strategy
+from hgc.timing import TimingModel
+
+CHUNK_TRIALS = 8192
+"""Trials per chunk. Part of the definition of a seeded run: changing it changes the sampled numbers."""
+
+
+# ----------------------------------------------------------------------------------------------------
+# Sampling
+
+@dataclass
+class DelaySample:
+    """Delays (seconds) of every node for ``trials`` iterations; arrays are ``(trials, nodes)``.
+
+    ``compute`` is each worker's whole-dataset compute time (speed applied); ``fixed`` its
+    load-independent delay (overhead + uplink), an array or a scalar when it is the same constant for
+    all; ``edge_delay`` is ``P_i + V_i``. Failure masks are ``None`` when failures are off.
+    """
+
+    trials: int
+    compute: np.ndarray
+    fixed: np.ndarray | float
+    edge_delay: np.ndarray | float
+    worker_failed: np.ndarray | None
+    edge_failed: np.ndarray | None
+
+
+def _draw_per_node(dists: Sequence[Distribution], rng: np.random.Generator, trials: int) -> np.ndarray | float:
+    """A ``(trials, len(dists))`` array with column ``j`` drawn from ``dists[j]``; a scalar if all are
+    the same constant. Nodes sharing a distribution are drawn in one call, in order of first appearance."""
+    groups: dict[Distribution, list[int]] = {}
+    for j, dist in enumerate(dists):
+        groups.setdefault(dist, []).append(j)
+    if len(groups) == 1:
+        (dist,) = groups
+        if dist.is_constant:
+            return float(dist.ppf(0.5))
+        return dist.sample(rng, (trials, len(dists)))
+    out = np.empty((trials, len(dists)))
+    for dist, columns in groups.items():
+        target = slice(columns[0], columns[-1] + 1) if columns[-1] - columns[0] + 1 == len(columns) else columns
+        if dist.is_constant:
+            out[:, target] = float(dist.ppf(0.5))
+        else:
+            out[:, target] = dist.sample(rng, (trials, len(columns)))
+    return out
+
+
+def _add(a: np.ndarray | float, b: np.ndarray | float) -> np.ndarray | float:
+    if np.isscalar(b) and b == 0.0:
+        return a
+    if np.isscalar(a) and a == 0.0:
+        return b
+    return a + b
+
+
+def sample_delays(model: TimingModel, rng: np.random.Generator, trials: int) -> DelaySample:
+    """Draw every node's delays for ``trials`` iterations, in a fixed order (reproducible)."""
+    compute = _draw_per_node(model.worker_compute, rng, trials)
+    if np.isscalar(compute):
+        compute = np.full((trials, model.topology.n_workers), compute)
+    fixed = _add(_draw_per_node(model.worker_overhead, rng, trials),
+                 _draw_per_node(model.worker_uplink, rng, trials))
+    edge_delay = _add(_draw_per_node(model.edge_process, rng, trials),
+                      _draw_per_node(model.edge_uplink, rng, trials))
+    worker_failed = (rng.random((trials, model.topology.n_workers)) < model.worker_failure
+                     if model.worker_failure > 0 else None)
+    edge_failed = (rng.random((trials, model.topology.n_edges)) < model.edge_failure
+                   if model.edge_failure > 0 else None)
+    return DelaySample(trials, compute, fixed, edge_delay, worker_failed, edge_failed)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Iteration time of one strategy
+
+def _kth_smallest(values: np.ndarray, k: int, axis: int) -> np.ndarray:
+    """The ``k``-th smallest (1-based) along ``axis``, by ``np.partition`` (max/min when ``k`` is extreme)."""
+    size = values.shape[axis]
+    if k == size:
+        return values.max(axis=axis)
+    if k == 1:
+        return values.min(axis=axis)
+    return np.take(np.partition(values, k - 1, axis=axis), k - 1, axis=axis)
+
+
+@dataclass
+class CompiledStrategy:
+    """A :class:`Strategy` prepared for repeated evaluation on :class:`DelaySample` chunks.
+
+    Decoding edges (``uncoded``, ``hgc``) wait for their ``k_i``-th fastest worker and send one vector;
+    relaying edges (``flat_gc``) forward every message FIFO at ``per_vector`` seconds each. The master
+    waits for the ``master_k``-th arrival.
+    """
+
+    strategy: Strategy
+    model: TimingModel
+    worker_index: np.ndarray = field(init=False)
+    edge_index: np.ndarray = field(init=False)
+    edge_k: np.ndarray = field(init=False)
+    master_k: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        st, topo = self.strategy, self.model.topology
+        self.edge_index = np.array([e for e, ws in zip(st.edges, st.workers) if ws], dtype=np.intp)
+        self.worker_index = np.array([topo.offsets[e] + p for e, ws in zip(st.edges, st.workers) for p in ws],
+                                     dtype=np.intp)
+        self.counts = np.array([len(ws) for ws in st.workers if ws], dtype=np.intp)
+        self.all_workers = np.array_equal(self.worker_index, np.arange(topo.n_workers))
+        self.all_edges = np.array_equal(self.edge_index, np.arange(topo.n_edges))
+        self.uniform = len(set(self.counts.tolist())) == 1
+        self.m_max = int(self.counts.max())
+        n_sel = len(self.edge_index)
+        # position of every selected worker in the padded (edge, slot) layout
+        self.pad_edge = np.repeat(np.arange(n_sel), self.counts)
+        self.pad_slot = np.arange(len(self.worker_index)) - np.repeat(np.cumsum(self.counts) - self.counts,
+                                                                      self.counts)
+        self.beta = self.model.per_vector_array[self.edge_index]
+        if st.kind == "flat_gc":
+            self.relay = True
+            self.edge_k = self.counts.copy()
+            self.master_k = int(self.counts.sum()) - int(st.s)
+        else:
+            self.relay = False
+            s_w = int(st.s_w) if st.kind == "hgc" else 0
+            s_e = int(st.s_e) if st.kind == "hgc" else 0
+            self.edge_k = self.counts - s_w
+            self.master_k = n_sel - s_e
+        self.slot_beta = (np.arange(self.m_max)[None, :] * self.beta[:, None])  # (edges, slots)
+
+    # -- pieces -----------------------------------------------------------------------------------
+    def _worker_arrivals(self, sample: DelaySample) -> np.ndarray:
+        """``C_w = load X_w + Y_w + U_w`` of the participating workers, ``inf`` where failed."""
+        load = self.strategy.load
+        if self.all_workers:
+            times = load * sample.compute
+            fixed = sample.fixed
+            failed = sample.worker_failed
+        else:
+            times = load * sample.compute[:, self.worker_index]
+            fixed = sample.fixed if np.isscalar(sample.fixed) else sample.fixed[:, self.worker_index]
+            failed = None if sample.worker_failed is None else sample.worker_failed[:, self.worker_index]
+        if not (np.isscalar(fixed) and fixed == 0.0):
+            times += fixed
+        if failed is not None:
+            times[failed] = np.inf
+        return times
+
+    def _by_edge(self, times: np.ndarray) -> np.ndarray:
+        """``(trials, edges, m_max)`` view or padded copy (``inf`` in empty slots)."""
+        trials = times.shape[0]
+        if self.uniform:
+            return times.reshape(trials, len(self.edge_index), self.m_max)
+        padded = np.full((trials, len(self.edge_index), self.m_max), np.inf)
+        padded[:, self.pad_edge, self.pad_slot] = times
+        return padded
+
+    def _edge_delay(self, sample: DelaySample) -> np.ndarray | float:
+        if np.isscalar(sample.edge_delay):
+            return sample.edge_delay
+        return sample.edge_delay if self.all_edges else sample.edge_delay[:, self.edge_index]
+
+    def _edge_failed(self, sample: DelaySample) -> np.ndarray | None:
+        if sample.edge_failed is None:
+            return None
+        return sample.edge_failed if self.all_edges else sample.edge_failed[:, self.edge_index]
+
+    def _edge_kth(self, grouped: np.ndarray) -> np.ndarray:
+        """Each edge's ``k_i``-th fastest worker time, ``(trials, edges)``."""
+        if self.uniform:
+            return _kth_smallest(grouped, int(self.edge_k[0]), axis=2)
+        parted = np.partition(grouped, np.unique(self.edge_k - 1), axis=2)
+        return parted[:, np.arange(len(self.edge_index)), self.edge_k - 1]
+
+    # -- evaluation ---------------------------------------------------------------------------------
+    def iteration_times(self, sample: DelaySample) -> tuple[np.ndarray, np.ndarray]:
+        """Iteration time ``T`` (seconds; ``inf`` if the master cannot decode) and the number of vectors
+        that reached the master by ``T``, both of shape ``(trials,)``."""
+        grouped = self._by_edge(self._worker_arrivals(sample))
+        edge_delay = self._edge_delay(sample)
+        edge_failed = self._edge_failed(sample)
+        if self.relay:
+            arrivals = self._relay_arrivals(grouped, edge_delay)
+            if edge_failed is not None:
+                arrivals[edge_failed] = np.inf
+            arrivals = arrivals.reshape(sample.trials, -1)
+        else:
+            arrivals = self._edge_kth(grouped) + self.beta
+            arrivals = _add(arrivals, edge_delay)
+            if edge_failed is not None:
+                arrivals[edge_failed] = np.inf
+        finish = _kth_smallest(arrivals, self.master_k, axis=1)
+        received = np.count_nonzero(arrivals <= finish[:, None], axis=1)
+        return finish, received
+
+    def _relay_arrivals(self, grouped: np.ndarray, edge_delay: np.ndarray | float) -> np.ndarray:
+        """Arrival at the master of every relayed message, ``(trials, edges, m_max)``.
+
+        FIFO link: ``c_1 = C_(1) + b``, ``c_k = max(C_(k), c_(k-1)) + b`` which unrolls to
+        ``c_k = k b + max_{j<=k} (C_(j) - (j-1) b)``.
+        """
+        if not np.any(self.beta):
+            arrivals = grouped.copy() if self.uniform else grouped
+        else:
+            ordered = np.sort(grouped, axis=2)
+            ordered -= self.slot_beta
+            arrivals = np.maximum.accumulate(ordered, axis=2)
+            arrivals += self.slot_beta + self.beta[:, None]
+        if not np.isscalar(edge_delay):
+            arrivals += edge_delay[:, :, None]
+        elif edge_delay != 0.0:
+            arrivals += edge_delay
+        return arrivals
+
+
+# ----------------------------------------------------------------------------------------------------
+# Statistics with bounded memory
+
+HISTOGRAM_LOW = 1e-9      # seconds; smaller times share the first bin
+HISTOGRAM_HIGH = 1e9      # seconds; larger times share the last bin
+HISTOGRAM_RESOLUTION = 2e-4  # relative bin width: quantiles are exact to 1e-4 relative
+
+
+class TimeStatistics:
+    """Running statistics of iteration times: count, mean and variance (Chan's parallel update), failures,
+    received vectors, exact min/max, and a log-spaced histogram giving quantiles to within
+    ``HISTOGRAM_RESOLUTION / 2`` relative error with memory independent of the number of trials."""
+
+    _log_step = np.log1p(HISTOGRAM_RESOLUTION)
+    _n_bins = int(np.ceil(np.log(HISTOGRAM_HIGH / HISTOGRAM_LOW) / _log_step)) + 1
+
+    def __init__(self) -> None:
+        self.trials = 0
+        self.decoded = 0
+        self.mean = 0.0
+        self.m2 = 0.0
+        self.vectors = 0.0
+        self.minimum = np.inf
+        self.maximum = -np.inf
+        self.histogram = np.zeros(self._n_bins, dtype=np.int64)
+
+    def add(self, times: np.ndarray, received: np.ndarray) -> None:
+        ok = np.isfinite(times)
+        self.trials += times.size
+        good = times[ok]
+        n = good.size
+        if n == 0:
+            return
+        chunk_mean = float(good.mean())
+        chunk_m2 = float(((good - chunk_mean) ** 2).sum())
+        total = self.decoded + n
+        delta = chunk_mean - self.mean
+        self.mean += delta * n / total
+        self.m2 += chunk_m2 + delta * delta * self.decoded * n / total
+        self.decoded = total
+        self.vectors += float(received[ok].sum())
+        self.minimum = min(self.minimum, float(good.min()))
+        self.maximum = max(self.maximum, float(good.max()))
+        self.histogram += np.bincount(self._bin(good), minlength=self._n_bins)
+
+    def _bin(self, times: np.ndarray) -> np.ndarray:
+        scaled = np.log(np.maximum(times, HISTOGRAM_LOW) / HISTOGRAM_LOW) / self._log_step
+        return np.minimum(scaled.astype(np.int64), self._n_bins - 1)
+
+    def quantile(self, q: float | np.ndarray) -> np.ndarray:
+        """Inverse-CDF quantiles of the decoded times (bin centres, clipped to the exact min and max)."""
+        q = np.atleast_1d(np.asarray(q, dtype=float))
+        if self.decoded == 0:
+            return np.full(q.shape, np.nan)
+        cumulative = np.cumsum(self.histogram)
+        rank = np.maximum(np.ceil(q * self.decoded), 1)
+        index = np.searchsorted(cumulative, rank, side="left")
+        centre = HISTOGRAM_LOW * np.exp((index + 0.5) * self._log_step)
+        return np.clip(centre, self.minimum, self.maximum)
+
+    @property
+    def failure_rate(self) -> float:
+        return 1.0 - self.decoded / self.trials if self.trials else float("nan")
+
+    @property
+    def sem(self) -> float:
+        """Standard error of the mean iteration time (seconds)."""
+        if self.decoded < 2:
+            return float("nan")
+        return float(np.sqrt(self.m2 / (self.decoded - 1) / self.decoded))
+
+    @property
+    def mean_time(self) -> float:
+        return self.mean if self.decoded else float("nan")
+
+    @property
+    def mean_vectors(self) -> float:
+        return self.vectors / self.decoded if self.decoded else float("nan")
+
+    @property
+    def effective_time(self) -> float:
+        """Mean time per *successful* iteration if failed ones are repeated: ``mean / (1 - failure_rate)``."""
+        success = 1.0 - self.failure_rate
+        return self.mean_time / success if success > 0 else float("inf")
+
+
+# ----------------------------------------------------------------------------------------------------
+# Running strategies over many trials
+
+def chunk_sizes(trials: int, chunk: int = CHUNK_TRIALS) -> list[int]:
+    """Sizes of the chunks that make up ``trials`` trials."""
+    full, rest = divmod(int(trials), chunk)
+    return [chunk] * full + ([rest] if rest else [])
+
+
+@dataclass
+class MonteCarloRun:
+    """Statistics of each strategy after a (possibly interrupted) run."""
+
+    statistics: list[TimeStatistics]
+    trials_done: int
+    interrupted: bool
+    seconds: float
+
+
+def run_strategies(model: TimingModel, strategies: Sequence[Strategy], *, seed: int, trials: int,
+                   stream_id: int = Stream.SIMULATION,
+                   progress: Callable[[Iterable[int]], Iterable[int]] | None = None) -> MonteCarloRun:
+    """Evaluate every strategy on the same ``trials`` sampled iterations.
+
+    ``progress`` wraps the iterable of chunk sizes (e.g. a tqdm bar). A ``KeyboardInterrupt`` stops the
+    run between chunks and returns what was completed, flagged ``interrupted``.
+    """
+    compiled = [CompiledStrategy(st, model) for st in strategies]
+    statistics = [TimeStatistics() for _ in strategies]
+    sizes = chunk_sizes(trials)
+    chunks: Iterable[int] = progress(sizes) if progress is not None else sizes
+    started = time.perf_counter()
+    done, interrupted = 0, False
+    try:
+        for index, size in enumerate(chunks):
+            sample = sample_delays(model, stream(seed, stream_id, index), size)
+            results = [strategy.iteration_times(sample) for strategy in compiled]
+            for stats, (times, received) in zip(statistics, results):
+                stats.add(times, received)
+            done += size
+    except KeyboardInterrupt:
+        interrupted = True
+    return MonteCarloRun(statistics, done, interrupted, time.perf_counter() - started)
