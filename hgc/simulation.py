@@ -214,6 +214,41 @@ class CompiledStrategy:
         received = np.count_nonzero(arrivals <= finish[:, None], axis=1)
         return finish, received
 
+    def responders(self, sample: DelaySample) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Who the master hears from in each trial: ``(finish, worker_used, edge_used)``.
+
+        ``finish`` is the iteration time ``T`` (``inf`` if undecodable). ``worker_used`` ``(trials,
+        participating workers)`` marks workers whose message is used: for decoding edges, those that
+        reached their edge by the edge's send time (its ``k_i``-th arrival); for relaying edges, those whose
+        relayed message reached the master by ``T``. ``edge_used`` ``(trials, participating edges)`` marks
+        edges whose vector reached the master by ``T`` (relay: any of its messages). Columns follow the
+        strategy's order of participating workers / edges.
+        """
+        workers = self._worker_arrivals(sample)
+        grouped = self._by_edge(workers)
+        edge_delay = self._edge_delay(sample)
+        edge_failed = self._edge_failed(sample)
+        if self.relay:
+            ordered = np.sort(grouped, axis=2)
+            rank = np.argsort(np.argsort(grouped, axis=2, kind="stable"), axis=2, kind="stable")
+            arrivals = np.take_along_axis(self._relay_arrivals(ordered, edge_delay), rank, axis=2)
+            if edge_failed is not None:
+                arrivals[edge_failed] = np.inf
+            flat = arrivals.reshape(sample.trials, -1)
+            finish = _kth_smallest(flat, self.master_k, axis=1)
+            used = arrivals <= finish[:, None, None]
+            worker_used = used[:, self.pad_edge, self.pad_slot]
+            edge_used = used.any(axis=2)
+        else:
+            send = self._edge_kth(grouped)
+            arrivals = _add(send + self.beta, edge_delay)
+            if edge_failed is not None:
+                arrivals[edge_failed] = np.inf
+            finish = _kth_smallest(arrivals, self.master_k, axis=1)
+            edge_used = arrivals <= finish[:, None]
+            worker_used = workers <= send[:, self.pad_edge]
+        return finish, worker_used, edge_used
+
     def _relay_arrivals(self, grouped: np.ndarray, edge_delay: np.ndarray | float) -> np.ndarray:
         """Arrival at the master of every relayed message, ``(trials, edges, m_max)``.
 

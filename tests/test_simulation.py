@@ -182,3 +182,27 @@ def test_seed_alone_determines_results_and_chunks_are_independent():
     first = run_strategies(model, st, seed=1, trials=CHUNK_TRIALS).statistics[0]
     more = run_strategies(model, st, seed=1, trials=3 * CHUNK_TRIALS)
     assert first.histogram.sum() == CHUNK_TRIALS and more.trials_done == 3 * CHUNK_TRIALS
+
+
+@pytest.mark.parametrize("kind, tolerances", [
+    ("uncoded", {}), ("flat_gc", {"s": 3}), ("hgc", {"s_e": 1, "s_w": 1}),
+])
+def test_responders_agree_with_iteration_times(kind, tolerances):
+    topo = Topology((3, 5, 4))
+    model = TimingModel.homogeneous(topo, parse_distribution({"dist": "exponential", "mean": 1.0}, "x"),
+                                    per_vector=0.05, worker_failure=0.02)
+    st = Strategy(kind, (0, 1, 2), ((0, 1, 2), (0, 1, 2, 3, 4), (0, 1, 2, 3)), 0.25, **tolerances)
+    compiled = CompiledStrategy(st, model)
+    sample = sample_delays(model, stream(3), 300)
+    finish, worker_used, edge_used = compiled.responders(sample)
+    assert np.array_equal(finish, compiled.iteration_times(sample)[0])
+    ok = np.isfinite(finish)
+    counts = np.array(topo.workers)
+    if kind == "flat_gc":
+        assert np.all(worker_used[ok].sum(axis=1) >= 12 - 3)
+    else:
+        s_w = tolerances.get("s_w", 0)
+        s_e = tolerances.get("s_e", 0)
+        assert np.all(edge_used[ok].sum(axis=1) >= 3 - s_e)
+        per_edge = np.add.reduceat(worker_used, [0, 3, 8], axis=1)
+        assert np.all(per_edge[ok][edge_used[ok]] >= np.broadcast_to(counts - s_w, per_edge[ok].shape)[edge_used[ok]])
