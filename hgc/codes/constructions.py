@@ -1,0 +1,319 @@
+"""Coefficient constructions for one layer: ``B`` (nodes × partitions) with any ``n - s`` rows spanning ``1``.
+
+Every construction takes a support (boolean membership matrix: which node holds which partition, every
+partition on at least ``s+1`` nodes) and returns real coefficients on it:
+
+``fractional_repetition``
+    0/1 entries; needs the supports to be identical or disjoint (classes of nodes sharing one block,
+    each class of at least ``s+1`` nodes). Decoding takes one responder per class: exact.
+``null_space``
+    random null-space construction for cyclic supports (Tandon et al., 2017): draw ``H`` with
+    ``H·1 = 0`` and give every row its support and entries in ``null(H)``. Needs each node to hold at
+    least ``A - (n - s) + 1`` of the ``A`` atoms (true for cyclic supports, where ``A = n``).
+``polynomial``
+    for arbitrary supports: node ``i`` evaluates ``Σ_k g_k p_k(x_i)`` where ``p_k`` is the monic
+    polynomial of degree ``n-s-1`` vanishing at the nodes that do not hold ``k``; any ``n-s`` values
+    determine the leading coefficient ``Σ_k g_k``. Chebyshev points on ``[-2, 2]`` (capacity 1).
+``gaussian``
+    for arbitrary supports: ``B = V P`` with ``V`` a Gaussian ``n × (n-s)`` matrix and column ``p_k``
+    solving ``V_Z p_k = 0`` on the non-holders ``Z`` and ``c^T p_k = 1``; any ``n-s`` rows give
+    ``a^T = c^T V_S^{-1}``. The polynomial construction is the special case ``V`` = Vandermonde.
+
+Rows are scaled to max-abs 1 (free: the decoder rescales its weights). ``construction="auto"``
+takes fractional repetition whenever the supports allow it and otherwise the applicable construction
+with the smallest worst-case condition number on a probe of straggler patterns (all patterns when
+there are at most :data:`PROBE_EXHAUSTIVE`, else a seeded sample); a construction that fails a probe
+pattern is never chosen while another passes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from math import comb
+from typing import Callable
+
+import numpy as np
+
+from hgc.codes.decoding import DEFAULT_RTOL, Decoding, decode_layer
+from hgc.errors import ConfigError, UndecodableError
+
+CONSTRUCTIONS = ("fractional_repetition", "null_space", "polynomial", "gaussian")
+PROBE_EXHAUSTIVE = 2000   # auto-selection checks every straggler pattern up to this many
+PROBE_SAMPLE = 300        # ... else this many seeded random ones
+
+
+# ----------------------------------------------------------------------------------------------------
+# Supports
+# ----------------------------------------------------------------------------------------------------
+
+def atoms(membership: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Group partitions held by exactly the same nodes.
+
+    Returns ``(atom_of, atom_membership)``: ``atom_of[k]`` is partition ``k``'s atom and
+    ``atom_membership`` ``(n, A)`` says which node holds which atom. Coefficients only need to be
+    chosen per atom (identical columns), which keeps every solve ``n × A`` with ``A <= n`` for arc
+    placements.
+    """
+    M = np.asarray(membership, dtype=bool)
+    cols, atom_of = np.unique(M.T, axis=0, return_inverse=True)
+    return atom_of.reshape(-1), cols.T.copy()
+
+
+def fr_classes(atom_membership: np.ndarray, s: int) -> np.ndarray | None:
+    """Node classes if the supports form a fractional repetition structure with classes ``>= s+1``.
+
+    That is: any two nodes' supports are identical or disjoint, every class (nodes with one support)
+    holds exactly one atom, and has at least ``s+1`` members. Returns ``None`` otherwise.
+    """
+    M = np.asarray(atom_membership, dtype=bool)
+    if not (M.sum(axis=1) == 1).all():
+        return None
+    classes = M.argmax(axis=1)
+    counts = np.bincount(classes, minlength=M.shape[1])
+    if (counts < s + 1).any():
+        return None
+    return classes
+
+
+def _check_support(M: np.ndarray, s: int) -> None:
+    n = M.shape[0]
+    if not 0 <= s < n:
+        raise ConfigError(f"must satisfy 0 <= s < n = {n}, got {s}", "s")
+    cover = M.sum(axis=0)
+    if cover.min() < s + 1:
+        k = int(cover.argmin())
+        raise ConfigError(f"every partition must lie on at least s+1 = {s + 1} nodes; atom {k} lies on "
+                          f"{int(cover[k])}", "placement")
+
+
+def _equilibrate(B: np.ndarray) -> np.ndarray:
+    scale = np.abs(B).max(axis=1, keepdims=True)
+    return B / np.where(scale > 0, scale, 1.0)
+
+
+# ----------------------------------------------------------------------------------------------------
+# The constructions (all on atom supports)
+# ----------------------------------------------------------------------------------------------------
+
+def fractional_repetition_coefficients(atom_membership: np.ndarray, s: int) -> np.ndarray:
+    """0/1 coefficients: the support itself. Requires a fractional-repetition structure."""
+    M = np.asarray(atom_membership, dtype=bool)
+    _check_support(M, s)
+    if fr_classes(M, s) is None:
+        raise ConfigError("fractional repetition needs node supports that are identical or disjoint, in "
+                          f"classes of at least s+1 = {s + 1} nodes; these supports are not", "construction")
+    return M.astype(float)
+
+
+def null_space_coefficients(atom_membership: np.ndarray, s: int, rng: np.random.Generator) -> np.ndarray:
+    """Random null-space construction (cyclic supports): rows with the given supports inside ``null(H)``.
+
+    ``H`` is ``(A - (n-s)) × A`` Gaussian with zero row sums, so ``null(H)`` has dimension ``n-s`` and
+    contains ``1``; generic rows in it make any ``n-s`` of them a basis of ``null(H)``.
+    """
+    M = np.asarray(atom_membership, dtype=bool)
+    _check_support(M, s)
+    n, A = M.shape
+    r = n - s
+    if A < r:
+        raise ConfigError(f"the null-space construction needs at least n-s = {r} atoms, found {A}", "construction")
+    h = A - r
+    support = M.sum(axis=1)
+    if support.min() < h + 1:
+        raise ConfigError(f"the null-space construction needs every node to hold at least {h + 1} atoms; "
+                          f"node {int(support.argmin())} holds {int(support.min())}", "construction")
+    H = rng.standard_normal((h, A))
+    H -= H.mean(axis=1, keepdims=True)
+    B = np.zeros((n, A))
+    for i in range(n):
+        cols = np.flatnonzero(M[i])
+        if h == 0:
+            basis = np.eye(cols.size)
+        else:
+            _, sv, vt = np.linalg.svd(H[:, cols])
+            basis = vt[h:].T                                   # null space of H restricted to the support
+        B[i, cols] = basis @ rng.standard_normal(basis.shape[1]) if basis.shape[1] > 1 else basis[:, 0]
+    return _equilibrate(B)
+
+
+def chebyshev_points(n: int) -> np.ndarray:
+    """``n`` Chebyshev points of the first kind on ``[-2, 2]`` (an interval of logarithmic capacity 1)."""
+    return 2.0 * np.cos((2 * np.arange(n) + 1) * np.pi / (2 * n))
+
+
+def polynomial_coefficients(atom_membership: np.ndarray, s: int, points: np.ndarray | None = None) -> np.ndarray:
+    """Monic-polynomial construction on arbitrary supports (SPEC §2), evaluated at Chebyshev points.
+
+    ``p_k`` vanishes at every node that does not hold atom ``k``; if that is fewer than ``n-s-1``
+    nodes, the remaining roots are put at the last holders (their coefficient becomes 0).
+    """
+    M = np.asarray(atom_membership, dtype=bool)
+    _check_support(M, s)
+    n, A = M.shape
+    x = chebyshev_points(n) if points is None else np.asarray(points, dtype=float)
+    degree = n - s - 1
+    B = np.zeros((n, A))
+    diff = x[:, None] - x[None, :]                            # diff[i, j] = x_i - x_j
+    for k in range(A):
+        zeros = np.flatnonzero(~M[:, k])
+        holders = np.flatnonzero(M[:, k])
+        extra = degree - zeros.size
+        roots = np.concatenate([zeros, holders[holders.size - extra:]]) if extra > 0 else zeros
+        B[:, k] = np.prod(diff[:, roots], axis=1) if roots.size else 1.0
+    return _equilibrate(B)
+
+
+def gaussian_coefficients(atom_membership: np.ndarray, s: int, rng: np.random.Generator) -> np.ndarray:
+    """``B = V P`` with Gaussian ``V`` (``n × (n-s)``); column ``p_k`` kills the non-holders of atom ``k``."""
+    M = np.asarray(atom_membership, dtype=bool)
+    _check_support(M, s)
+    n, A = M.shape
+    r = n - s
+    V = rng.standard_normal((n, r))
+    c = np.zeros(r)
+    c[-1] = 1.0
+    B = np.zeros((n, A))
+    for k in range(A):
+        zeros = np.flatnonzero(~M[:, k])
+        system = np.vstack([V[zeros], c[None, :]])
+        rhs = np.zeros(zeros.size + 1)
+        rhs[-1] = 1.0
+        p = np.linalg.lstsq(system, rhs, rcond=None)[0]
+        B[:, k] = V @ p
+        B[zeros, k] = 0.0
+    return _equilibrate(B)
+
+
+# ----------------------------------------------------------------------------------------------------
+# One layer of a code
+# ----------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, eq=False)
+class LayerCode:
+    """One layer: ``n`` nodes, ``K`` partitions, tolerance ``s``, and coefficients on the nodes' supports.
+
+    Attributes
+    ----------
+    membership: ``(n, K)`` boolean support.
+    s: designed number of stragglers.
+    construction: name of the coefficient construction (one of :data:`CONSTRUCTIONS`).
+    atom_of: ``(K,)`` atom of each partition; ``atom_coefficients``: ``(n, A)`` coefficients per atom.
+    classes: node classes for fractional-repetition decoding, else ``None``.
+    probe_cond: worst condition number seen when the code was checked at construction (``nan`` if not).
+    """
+
+    membership: np.ndarray
+    s: int
+    construction: str
+    atom_of: np.ndarray
+    atom_coefficients: np.ndarray
+    classes: np.ndarray | None = None
+    probe_cond: float = float("nan")
+    rtol: float = DEFAULT_RTOL
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def n_nodes(self) -> int:
+        return self.membership.shape[0]
+
+    @property
+    def n_partitions(self) -> int:
+        return self.membership.shape[1]
+
+    @property
+    def coefficients(self) -> np.ndarray:
+        """``(n, K)`` coefficients: node ``i`` sends ``Σ_k B[i,k] g_k``."""
+        if "B" not in self._cache:
+            self._cache["B"] = self.atom_coefficients[:, self.atom_of]
+        return self._cache["B"]
+
+    def decode_batch(self, masks: np.ndarray) -> Decoding:
+        """Decode a batch of responder masks ``(P, n)``; see :func:`hgc.codes.decoding.decode_layer`."""
+        return decode_layer(self.atom_coefficients, masks, classes=self.classes, rtol=self.rtol)
+
+    def decoding_weights(self, mask: np.ndarray) -> np.ndarray:
+        """Weights ``(n,)`` with ``weights @ coefficients = 1`` from the responders in ``mask``.
+
+        Raises :class:`~hgc.errors.UndecodableError` when the residual exceeds ``rtol``.
+        """
+        mask = np.asarray(mask, dtype=bool)
+        result = self.decode_batch(mask[None])
+        if not result.ok[0]:
+            raise UndecodableError(f"{int(mask.sum())} of {self.n_nodes} nodes responded (the code needs any "
+                                   f"{self.n_nodes - self.s}); decoding residual {result.residual[0]:.3g} "
+                                   f"> {self.rtol:g}")
+        return result.weights[0]
+
+
+def straggler_patterns(n: int, s: int, rng: np.random.Generator | None, limit: int) -> tuple[np.ndarray, bool]:
+    """Responder masks ``(P, n)`` with exactly ``s`` stragglers: all ``C(n, s)`` of them if at most
+    ``limit``, else ``limit`` seeded random ones. Returns ``(masks, exhaustive)``."""
+    total = comb(n, s)
+    if total <= limit:
+        from itertools import combinations
+
+        masks = np.ones((total, n), dtype=bool)
+        if s:
+            idx = np.fromiter((i for c in combinations(range(n), s) for i in c), dtype=np.intp, count=total * s)
+            masks[np.repeat(np.arange(total), s), idx] = False
+        return masks, True
+    if rng is None:
+        raise ValueError("sampling straggler patterns needs a random generator")
+    masks = np.ones((limit, n), dtype=bool)
+    stragglers = rng.random((limit, n)).argsort(axis=1)[:, :s]
+    masks[np.arange(limit)[:, None], stragglers] = False
+    return masks, False
+
+
+def _builders(s: int, rng: np.random.Generator) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+    return {
+        "fractional_repetition": lambda M: fractional_repetition_coefficients(M, s),
+        "null_space": lambda M: null_space_coefficients(M, s, rng),
+        "polynomial": lambda M: polynomial_coefficients(M, s),
+        "gaussian": lambda M: gaussian_coefficients(M, s, rng),
+    }
+
+
+def build_layer(membership: np.ndarray, s: int, construction: str = "auto", *,
+                rng: np.random.Generator | None = None, rtol: float = DEFAULT_RTOL) -> LayerCode:
+    """Coefficients on ``membership`` tolerating any ``s`` stragglers.
+
+    ``construction`` is one of :data:`CONSTRUCTIONS` or ``"auto"`` (see the module docstring);
+    ``rng`` drives the random constructions and the probe sample (default: a fixed seed, so results
+    are reproducible). Raises :class:`~hgc.errors.ConfigError` (key ``construction``) when an
+    explicitly requested construction does not apply to the support.
+    """
+    from hgc.rng import Stream, stream
+
+    rng = rng if rng is not None else stream(0, Stream.CODES)
+    M = np.asarray(membership, dtype=bool)
+    atom_of, M_atoms = atoms(M)
+    _check_support(M_atoms, s)
+    classes = fr_classes(M_atoms, s)
+    builders = _builders(s, rng)
+    if construction != "auto":
+        if construction not in builders:
+            raise ConfigError(f"must be 'auto' or one of {', '.join(CONSTRUCTIONS)}, got {construction!r}",
+                              "construction")
+        B = builders[construction](M_atoms)
+        return LayerCode(M, s, construction, atom_of, B,
+                         classes if construction == "fractional_repetition" else None, rtol=rtol)
+    if classes is not None:
+        return LayerCode(M, s, "fractional_repetition", atom_of, M_atoms.astype(float), classes, 1.0, rtol)
+
+    limit = PROBE_EXHAUSTIVE if comb(M.shape[0], s) <= PROBE_EXHAUSTIVE else PROBE_SAMPLE
+    probes, _ = straggler_patterns(M.shape[0], s, rng, limit)
+    best: tuple[tuple[int, float, float], LayerCode] | None = None
+    for name in ("null_space", "polynomial", "gaussian"):
+        try:
+            B = builders[name](M_atoms)
+        except ConfigError:
+            continue
+        result = decode_layer(B, probes, rtol=rtol)
+        failures = int((~result.ok).sum())
+        worst_cond = float(result.cond.max()) if failures == 0 else float("inf")
+        score = (failures, worst_cond, float(result.residual.max()))
+        if best is None or score < best[0]:
+            best = (score, LayerCode(M, s, name, atom_of, B, None, worst_cond, rtol))
+    assert best is not None  # the polynomial and gaussian constructions apply to every valid support
+    return best[1]
