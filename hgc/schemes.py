@@ -131,13 +131,13 @@ def _tolerance(value: Any, key: str, upper: int, why: str) -> Tolerance:
 
 def parse_scheme(raw: Any, key: str, topology: Topology) -> SchemeSpec:
     """One entry of ``schemes:``: a bare name or ``{scheme: name, <tolerances>}``."""
-    if isinstance(raw, str):
-        raw = {"scheme": raw}
-    raw = as_mapping(raw, key)
+    bare_name = isinstance(raw, str)
+    raw = as_mapping({"scheme": raw} if bare_name else raw, key)
     kind = raw.get("scheme")
     if kind not in SCHEME_KINDS:
+        where = join(key, "scheme") if "scheme" in raw and not bare_name else key
         raise ConfigError(f"unknown scheme {describe(kind)}{suggestion(str(kind), SCHEME_KINDS)} "
-                          f"(one of: {', '.join(SCHEME_KINDS)})", join(key, "scheme") if "scheme" in raw else key)
+                          f"(one of: {', '.join(SCHEME_KINDS)})", where)
     check_keys(raw, key, ("scheme", *_TOLERANCE_KEYS[kind]))
     n, big_n, m_min = topology.n_edges, topology.n_workers, min(topology.workers)
     if kind == "flat_gc":

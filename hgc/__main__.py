@@ -1,0 +1,5 @@
+"""``python -m hgc`` runs the command line."""
+
+from hgc.cli import main
+
+main()
