@@ -12,6 +12,7 @@ iteration times; :class:`TimeStatistics` accumulates them; :func:`simulate` runs
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
@@ -23,7 +24,7 @@ from hgc.rng import Stream, stream
 from hgc.schemes import Strategy
 from hgc.timing import TimingModel
 
-CHUNK_TRIALS = 8192
+CHUNK_TRIALS = 4096
 """Trials per chunk. Part of the definition of a seeded run: changing it changes the sampled numbers."""
 
 
@@ -32,11 +33,13 @@ CHUNK_TRIALS = 8192
 
 @dataclass
 class DelaySample:
-    """Delays (seconds) of every node for ``trials`` iterations; arrays are ``(trials, nodes)``.
+    """Delays (seconds) of every node for ``trials`` iterations; arrays are ``(nodes, trials)``.
 
-    ``compute`` is each worker's whole-dataset compute time (speed applied); ``fixed`` its
-    load-independent delay (overhead + uplink), an array or a scalar when it is the same constant for
-    all; ``edge_delay`` is ``P_i + V_i``. Failure masks are ``None`` when failures are off.
+    Trials run along the last, contiguous axis so that order statistics over a handful of nodes are
+    element-wise operations on long rows. ``compute`` is each worker's whole-dataset compute time (speed
+    applied); ``fixed`` its load-independent delay (overhead + uplink), an array or a scalar when it is
+    the same constant for all; ``edge_delay`` is ``P_i + V_i``. Failure masks are ``None`` when failures
+    are off.
     """
 
     trials: int
@@ -48,8 +51,8 @@ class DelaySample:
 
 
 def _draw_per_node(dists: Sequence[Distribution], rng: np.random.Generator, trials: int) -> np.ndarray | float:
-    """A ``(trials, len(dists))`` array with column ``j`` drawn from ``dists[j]``; a scalar if all are
-    the same constant. Nodes sharing a distribution are drawn in one call, in order of first appearance."""
+    """A ``(len(dists), trials)`` array with row ``j`` drawn from ``dists[j]``; a scalar if all are the
+    same constant. Nodes sharing a distribution are drawn in one call, in order of first appearance."""
     groups: dict[Distribution, list[int]] = {}
     for j, dist in enumerate(dists):
         groups.setdefault(dist, []).append(j)
@@ -57,14 +60,14 @@ def _draw_per_node(dists: Sequence[Distribution], rng: np.random.Generator, tria
         (dist,) = groups
         if dist.is_constant:
             return float(dist.ppf(0.5))
-        return dist.sample(rng, (trials, len(dists)))
-    out = np.empty((trials, len(dists)))
-    for dist, columns in groups.items():
-        target = slice(columns[0], columns[-1] + 1) if columns[-1] - columns[0] + 1 == len(columns) else columns
+        return dist.sample(rng, (len(dists), trials))
+    out = np.empty((len(dists), trials))
+    for dist, rows in groups.items():
+        target = slice(rows[0], rows[-1] + 1) if rows[-1] - rows[0] + 1 == len(rows) else rows
         if dist.is_constant:
-            out[:, target] = float(dist.ppf(0.5))
+            out[target] = float(dist.ppf(0.5))
         else:
-            out[:, target] = dist.sample(rng, (trials, len(columns)))
+            out[target] = dist.sample(rng, (len(rows), trials))
     return out
 
 
@@ -80,45 +83,100 @@ def sample_delays(model: TimingModel, rng: np.random.Generator, trials: int) -> 
     """Draw every node's delays for ``trials`` iterations, in a fixed order (reproducible)."""
     compute = _draw_per_node(model.worker_compute, rng, trials)
     if np.isscalar(compute):
-        compute = np.full((trials, model.topology.n_workers), compute)
+        compute = np.full((model.topology.n_workers, trials), compute)
     fixed = _add(_draw_per_node(model.worker_overhead, rng, trials),
                  _draw_per_node(model.worker_uplink, rng, trials))
     edge_delay = _add(_draw_per_node(model.edge_process, rng, trials),
                       _draw_per_node(model.edge_uplink, rng, trials))
-    worker_failed = (rng.random((trials, model.topology.n_workers)) < model.worker_failure
+    worker_failed = (rng.random((model.topology.n_workers, trials)) < model.worker_failure
                      if model.worker_failure > 0 else None)
-    edge_failed = (rng.random((trials, model.topology.n_edges)) < model.edge_failure
+    edge_failed = (rng.random((model.topology.n_edges, trials)) < model.edge_failure
                    if model.edge_failure > 0 else None)
     return DelaySample(trials, compute, fixed, edge_delay, worker_failed, edge_failed)
 
 
 # ----------------------------------------------------------------------------------------------------
-# Iteration time of one strategy
+# Order statistics along the node axis
 
-def _kth_smallest(values: np.ndarray, k: int, axis: int) -> np.ndarray:
-    """The ``k``-th smallest (1-based) along ``axis``, by ``np.partition`` (max/min when ``k`` is extreme)."""
+REGISTER_LIMIT = 6
+"""Up to this rank, the r-th largest is found with r running maxima (2r element-wise ops per row) instead of
+``np.partition``: cheaper when r is small, which it is for the tolerances that pay off."""
+
+
+def kth_largest(values: np.ndarray, rank: int, axis: int = 0) -> np.ndarray:
+    """The ``rank``-th largest (1-based) along ``axis``; ``-inf`` entries act as absent nodes."""
     size = values.shape[axis]
-    if k == size:
+    if rank == 1:
         return values.max(axis=axis)
-    if k == 1:
+    if rank == size:
         return values.min(axis=axis)
-    return np.take(np.partition(values, k - 1, axis=axis), k - 1, axis=axis)
+    if rank <= REGISTER_LIMIT:
+        rows = np.moveaxis(values, axis, 0)
+        top = [np.full(rows.shape[1:], -np.inf) for _ in range(rank)]  # top[0] >= top[1] >= ...
+        for row in rows:
+            carry = row
+            for r in range(rank):
+                higher = np.maximum(top[r], carry)
+                carry = np.minimum(top[r], carry)
+                top[r] = higher
+        return top[-1]
+    return np.take(np.partition(values, size - rank, axis=axis), size - rank, axis=axis)
+
+
+@functools.lru_cache(maxsize=64)
+def sorting_network(size: int) -> tuple[tuple[int, int], ...]:
+    """Comparators ``(i, j)``, ``i < j``, of Batcher's odd-even merge sort for ``size`` inputs."""
+    pairs = []
+    p = 1
+    while p < size:
+        k = p
+        while k >= 1:
+            for j in range(k % p, size - k, 2 * k):
+                for i in range(min(k - 1, size - j - k - 1) + 1):
+                    if (i + j) // (2 * p) == (i + j + k) // (2 * p):
+                        pairs.append((i + j, i + j + k))
+            k //= 2
+        p *= 2
+    return tuple(pairs)
+
+
+SORTING_NETWORK_LIMIT = 32
+"""Sort at most this many nodes per row with a sorting network of element-wise min/max over trials."""
+
+
+def sort_along(values: np.ndarray, axis: int) -> np.ndarray:
+    """A sorted (ascending) copy along ``axis``; for short axes via a sorting network on whole rows."""
+    size = values.shape[axis]
+    if size > SORTING_NETWORK_LIMIT:
+        return np.sort(values, axis=axis)
+    out = np.array(values, copy=True)
+    rows = np.moveaxis(out, axis, 0)
+    scratch = np.empty(rows.shape[1:])
+    for i, j in sorting_network(size):
+        np.minimum(rows[i], rows[j], out=scratch)
+        np.maximum(rows[i], rows[j], out=rows[j])
+        rows[i] = scratch
+    return out
+
+
+def kth_smallest(values: np.ndarray, k: int, axis: int = 0) -> np.ndarray:
+    """The ``k``-th smallest (1-based) along ``axis``."""
+    return kth_largest(values, values.shape[axis] - k + 1, axis)
 
 
 @dataclass
 class CompiledStrategy:
     """A :class:`Strategy` prepared for repeated evaluation on :class:`DelaySample` chunks.
 
-    Decoding edges (``uncoded``, ``hgc``) wait for their ``k_i``-th fastest worker and send one vector;
-    relaying edges (``flat_gc``) forward every message FIFO at ``per_vector`` seconds each. The master
-    waits for the ``master_k``-th arrival.
+    Decoding edges (``uncoded``, ``hgc``) wait for their ``k_i = m_i - s_w``-th fastest worker, i.e. the
+    ``(s_w + 1)``-th slowest, and send one vector; relaying edges (``flat_gc``) forward every message FIFO
+    at ``per_vector`` seconds each. The master waits for the ``master_k``-th arrival.
     """
 
     strategy: Strategy
     model: TimingModel
     worker_index: np.ndarray = field(init=False)
     edge_index: np.ndarray = field(init=False)
-    edge_k: np.ndarray = field(init=False)
     master_k: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -131,87 +189,85 @@ class CompiledStrategy:
         self.all_edges = np.array_equal(self.edge_index, np.arange(topo.n_edges))
         self.uniform = len(set(self.counts.tolist())) == 1
         self.m_max = int(self.counts.max())
-        n_sel = len(self.edge_index)
-        # position of every selected worker in the padded (edge, slot) layout
-        self.pad_edge = np.repeat(np.arange(n_sel), self.counts)
+        # slot of every participating worker in the padded (edge, slot) layout
+        self.pad_edge = np.repeat(np.arange(len(self.edge_index)), self.counts)
         self.pad_slot = np.arange(len(self.worker_index)) - np.repeat(np.cumsum(self.counts) - self.counts,
                                                                       self.counts)
-        self.beta = self.model.per_vector_array[self.edge_index]
-        if st.kind == "flat_gc":
-            self.relay = True
-            self.edge_k = self.counts.copy()
+        self.beta = self.model.per_vector_array[self.edge_index][:, None]  # (edges, 1) seconds
+        self.relay = st.kind == "flat_gc"
+        if self.relay:
             self.master_k = int(self.counts.sum()) - int(st.s)
+            self.edge_rank = 0
         else:
-            self.relay = False
-            s_w = int(st.s_w) if st.kind == "hgc" else 0
-            s_e = int(st.s_e) if st.kind == "hgc" else 0
-            self.edge_k = self.counts - s_w
-            self.master_k = n_sel - s_e
-        self.slot_beta = (np.arange(self.m_max)[None, :] * self.beta[:, None])  # (edges, slots)
+            self.edge_rank = (int(st.s_w) if st.kind == "hgc" else 0) + 1   # (s_w+1)-th slowest worker
+            self.master_k = len(self.edge_index) - (int(st.s_e) if st.kind == "hgc" else 0)
 
     # -- pieces -----------------------------------------------------------------------------------
     def _worker_arrivals(self, sample: DelaySample) -> np.ndarray:
-        """``C_w = load X_w + Y_w + U_w`` of the participating workers, ``inf`` where failed."""
+        """``C_w = load X_w + Y_w + U_w`` of the participating workers, ``inf`` where failed; ``(workers, trials)``."""
         load = self.strategy.load
         if self.all_workers:
             times = load * sample.compute
             fixed = sample.fixed
             failed = sample.worker_failed
         else:
-            times = load * sample.compute[:, self.worker_index]
-            fixed = sample.fixed if np.isscalar(sample.fixed) else sample.fixed[:, self.worker_index]
-            failed = None if sample.worker_failed is None else sample.worker_failed[:, self.worker_index]
+            times = load * sample.compute[self.worker_index]
+            fixed = sample.fixed if np.isscalar(sample.fixed) else sample.fixed[self.worker_index]
+            failed = None if sample.worker_failed is None else sample.worker_failed[self.worker_index]
         if not (np.isscalar(fixed) and fixed == 0.0):
             times += fixed
         if failed is not None:
             times[failed] = np.inf
         return times
 
-    def _by_edge(self, times: np.ndarray) -> np.ndarray:
-        """``(trials, edges, m_max)`` view or padded copy (``inf`` in empty slots)."""
-        trials = times.shape[0]
+    def _by_edge(self, times: np.ndarray, pad: float) -> np.ndarray:
+        """``(edges, m_max, trials)`` view, or a copy with ``pad`` in the empty slots of smaller edges."""
+        trials = times.shape[-1]
         if self.uniform:
-            return times.reshape(trials, len(self.edge_index), self.m_max)
-        padded = np.full((trials, len(self.edge_index), self.m_max), np.inf)
-        padded[:, self.pad_edge, self.pad_slot] = times
+            return times.reshape(len(self.edge_index), self.m_max, trials)
+        padded = np.full((len(self.edge_index), self.m_max, trials), pad)
+        padded[self.pad_edge, self.pad_slot] = times
         return padded
 
     def _edge_delay(self, sample: DelaySample) -> np.ndarray | float:
         if np.isscalar(sample.edge_delay):
             return sample.edge_delay
-        return sample.edge_delay if self.all_edges else sample.edge_delay[:, self.edge_index]
+        return sample.edge_delay if self.all_edges else sample.edge_delay[self.edge_index]
 
     def _edge_failed(self, sample: DelaySample) -> np.ndarray | None:
         if sample.edge_failed is None:
             return None
-        return sample.edge_failed if self.all_edges else sample.edge_failed[:, self.edge_index]
+        return sample.edge_failed if self.all_edges else sample.edge_failed[self.edge_index]
 
-    def _edge_kth(self, grouped: np.ndarray) -> np.ndarray:
-        """Each edge's ``k_i``-th fastest worker time, ``(trials, edges)``."""
-        if self.uniform:
-            return _kth_smallest(grouped, int(self.edge_k[0]), axis=2)
-        parted = np.partition(grouped, np.unique(self.edge_k - 1), axis=2)
-        return parted[:, np.arange(len(self.edge_index)), self.edge_k - 1]
+    def _edge_send_times(self, workers: np.ndarray) -> np.ndarray:
+        """When each decoding edge has heard from enough workers, ``(edges, trials)``."""
+        return kth_largest(self._by_edge(workers, -np.inf), self.edge_rank, axis=1)
+
+    def _master_arrivals(self, sample: DelaySample, workers: np.ndarray) -> np.ndarray:
+        """Arrival at the master of every vector: ``(edges, trials)`` for decoding edges, ``(edges, m_max,
+        trials)`` for relaying ones (``inf`` for failed nodes and empty slots)."""
+        edge_delay = self._edge_delay(sample)
+        if self.relay:
+            arrivals = self._relay_arrivals(self._by_edge(workers, np.inf), edge_delay)
+        else:
+            arrivals = _add(self._edge_send_times(workers) + self.beta, edge_delay)
+        return self._drop_failed_edges(sample, arrivals)
+
+    def _drop_failed_edges(self, sample: DelaySample, arrivals: np.ndarray) -> np.ndarray:
+        edge_failed = self._edge_failed(sample)
+        if edge_failed is not None:
+            arrivals[np.broadcast_to(edge_failed.reshape(edge_failed.shape[:1] + (1,) * (arrivals.ndim - 2)
+                                                         + edge_failed.shape[1:]), arrivals.shape)] = np.inf
+        return arrivals
 
     # -- evaluation ---------------------------------------------------------------------------------
     def iteration_times(self, sample: DelaySample) -> tuple[np.ndarray, np.ndarray]:
         """Iteration time ``T`` (seconds; ``inf`` if the master cannot decode) and the number of vectors
         that reached the master by ``T``, both of shape ``(trials,)``."""
-        grouped = self._by_edge(self._worker_arrivals(sample))
-        edge_delay = self._edge_delay(sample)
-        edge_failed = self._edge_failed(sample)
-        if self.relay:
-            arrivals = self._relay_arrivals(grouped, edge_delay)
-            if edge_failed is not None:
-                arrivals[edge_failed] = np.inf
-            arrivals = arrivals.reshape(sample.trials, -1)
-        else:
-            arrivals = self._edge_kth(grouped) + self.beta
-            arrivals = _add(arrivals, edge_delay)
-            if edge_failed is not None:
-                arrivals[edge_failed] = np.inf
-        finish = _kth_smallest(arrivals, self.master_k, axis=1)
-        received = np.count_nonzero(arrivals <= finish[:, None], axis=1)
+        arrivals = self._master_arrivals(sample, self._worker_arrivals(sample))
+        arrivals = arrivals.reshape(-1, sample.trials)
+        finish = kth_smallest(arrivals, self.master_k, axis=0)
+        received = np.count_nonzero(arrivals <= finish, axis=0)
         return finish, received
 
     def responders(self, sample: DelaySample) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -219,53 +275,49 @@ class CompiledStrategy:
 
         ``finish`` is the iteration time ``T`` (``inf`` if undecodable). ``worker_used`` ``(trials,
         participating workers)`` marks workers whose message is used: for decoding edges, those that
-        reached their edge by the edge's send time (its ``k_i``-th arrival); for relaying edges, those whose
-        relayed message reached the master by ``T``. ``edge_used`` ``(trials, participating edges)`` marks
-        edges whose vector reached the master by ``T`` (relay: any of its messages). Columns follow the
-        strategy's order of participating workers / edges.
+        reached their edge by the edge's send time; for relaying edges, those whose relayed message reached
+        the master by ``T``. ``edge_used`` ``(trials, participating edges)`` marks edges whose vector reached
+        the master by ``T`` (relay: any of its messages). Columns follow the strategy's order of
+        participating workers / edges.
         """
         workers = self._worker_arrivals(sample)
-        grouped = self._by_edge(workers)
-        edge_delay = self._edge_delay(sample)
-        edge_failed = self._edge_failed(sample)
         if self.relay:
-            ordered = np.sort(grouped, axis=2)
-            rank = np.argsort(np.argsort(grouped, axis=2, kind="stable"), axis=2, kind="stable")
-            arrivals = np.take_along_axis(self._relay_arrivals(ordered, edge_delay), rank, axis=2)
-            if edge_failed is not None:
-                arrivals[edge_failed] = np.inf
-            flat = arrivals.reshape(sample.trials, -1)
-            finish = _kth_smallest(flat, self.master_k, axis=1)
-            used = arrivals <= finish[:, None, None]
-            worker_used = used[:, self.pad_edge, self.pad_slot]
-            edge_used = used.any(axis=2)
+            grouped = self._by_edge(workers, np.inf)
+            order = np.argsort(grouped, axis=1, kind="stable")
+            in_order = self._relay_arrivals(np.take_along_axis(grouped, order, axis=1), self._edge_delay(sample))
+            arrivals = np.empty_like(in_order)
+            np.put_along_axis(arrivals, order, self._drop_failed_edges(sample, in_order), axis=1)
+            finish = kth_smallest(arrivals.reshape(-1, sample.trials), self.master_k, axis=0)
+            used = arrivals <= finish
+            worker_used = used[self.pad_edge, self.pad_slot]
+            edge_used = used.any(axis=1)
         else:
-            send = self._edge_kth(grouped)
-            arrivals = _add(send + self.beta, edge_delay)
-            if edge_failed is not None:
-                arrivals[edge_failed] = np.inf
-            finish = _kth_smallest(arrivals, self.master_k, axis=1)
-            edge_used = arrivals <= finish[:, None]
-            worker_used = workers <= send[:, self.pad_edge]
-        return finish, worker_used, edge_used
+            send = self._edge_send_times(workers)
+            arrivals = self._master_arrivals(sample, workers)
+            finish = kth_smallest(arrivals, self.master_k, axis=0)
+            edge_used = arrivals <= finish
+            worker_used = workers <= send[self.pad_edge]
+        return finish, worker_used.T, edge_used.T
 
     def _relay_arrivals(self, grouped: np.ndarray, edge_delay: np.ndarray | float) -> np.ndarray:
-        """Arrival at the master of every relayed message, ``(trials, edges, m_max)``.
-
-        FIFO link: ``c_1 = C_(1) + b``, ``c_k = max(C_(k), c_(k-1)) + b`` which unrolls to
-        ``c_k = k b + max_{j<=k} (C_(j) - (j-1) b)``.
-        """
+        """Arrival at the master of every relayed message in FIFO order, ``(edges, m_max, trials)``:
+        ``c_1 = C_(1) + b``, ``c_k = max(C_(k), c_(k-1)) + b``, then ``+ P_i + V_i``."""
         if not np.any(self.beta):
             arrivals = grouped.copy() if self.uniform else grouped
         else:
-            ordered = np.sort(grouped, axis=2)
-            ordered -= self.slot_beta
-            arrivals = np.maximum.accumulate(ordered, axis=2)
-            arrivals += self.slot_beta + self.beta[:, None]
-        if not np.isscalar(edge_delay):
-            arrivals += edge_delay[:, :, None]
-        elif edge_delay != 0.0:
-            arrivals += edge_delay
+            arrivals = sort_along(grouped, axis=1)
+            departure = arrivals[:, 0]
+            departure += self.beta
+            for slot in range(1, self.m_max):
+                current = arrivals[:, slot]
+                np.maximum(current, departure, out=current)
+                current += self.beta
+                departure = current
+        if np.isscalar(edge_delay):
+            if edge_delay != 0.0:
+                arrivals += edge_delay
+        else:
+            arrivals += edge_delay[:, None, :]
         return arrivals
 
 

@@ -80,14 +80,14 @@ def test_relay_queue_hand_worked_example():
     """One edge, three workers, s = 1: messages at 2.0, 2.2, 6.0 s; 0.5 s per vector on the link."""
     topo = Topology((3,))
     model = TimingModel.homogeneous(topo, Constant(1.0), per_vector=0.5, edge_process=Constant(0.1))
-    sample = DelaySample(1, compute=np.array([[3.0, 3.3, 9.0]]), fixed=0.0, edge_delay=np.array([[0.1]]),
+    sample = DelaySample(1, compute=np.array([[3.0], [3.3], [9.0]]), fixed=0.0, edge_delay=np.array([[0.1]]),
                          worker_failed=None, edge_failed=None)
     compiled = CompiledStrategy(strategy("flat_gc", topo, 2 / 3, s=1), model)
     finish, received = compiled.iteration_times(sample)
     # departures: 2.0+0.5 = 2.5; max(2.2, 2.5)+0.5 = 3.0; max(6.0, 3.0)+0.5 = 6.5; +0.1 edge delay
     assert finish[0] == pytest.approx(3.1)
     assert received[0] == 2
-    arrivals = compiled._relay_arrivals(np.array([[[2.0, 2.2, 6.0]]]), 0.1)
+    arrivals = compiled._relay_arrivals(np.array([[[2.0], [2.2], [6.0]]]), 0.1)
     assert arrivals.ravel() == pytest.approx([2.6, 3.1, 6.6])
 
 
@@ -95,19 +95,22 @@ def reference_times(model: TimingModel, st: Strategy, sample: DelaySample) -> np
     """Per-trial, per-edge Python loops straight from SPEC §3 (slow; the oracle for the vectorised code)."""
     topo = model.topology
     out = np.empty(sample.trials)
-    fixed = np.broadcast_to(sample.fixed, sample.compute.shape)
-    edge_delay = np.broadcast_to(sample.edge_delay, (sample.trials, topo.n_edges))
+    compute = sample.compute.T
+    fixed = np.broadcast_to(sample.fixed, sample.compute.shape).T
+    edge_delay = np.broadcast_to(sample.edge_delay, (topo.n_edges, sample.trials)).T
+    worker_failed = None if sample.worker_failed is None else sample.worker_failed.T
+    edge_failed = None if sample.edge_failed is None else sample.edge_failed.T
     for t in range(sample.trials):
         arrivals = []
         for e, positions in zip(st.edges, st.workers):
-            if sample.edge_failed is not None and sample.edge_failed[t, e]:
+            if edge_failed is not None and edge_failed[t, e]:
                 arrivals += [np.inf] * (len(positions) if st.kind == "flat_gc" else 1)
                 continue
             times = []
             for p in positions:
                 w = topo.offsets[e] + p
-                failed = sample.worker_failed is not None and sample.worker_failed[t, w]
-                times.append(np.inf if failed else st.load * sample.compute[t, w] + fixed[t, w])
+                failed = worker_failed is not None and worker_failed[t, w]
+                times.append(np.inf if failed else st.load * compute[t, w] + fixed[t, w])
             times.sort()
             beta = model.per_vector[e]
             if st.kind == "flat_gc":
@@ -206,3 +209,15 @@ def test_responders_agree_with_iteration_times(kind, tolerances):
         assert np.all(edge_used[ok].sum(axis=1) >= 3 - s_e)
         per_edge = np.add.reduceat(worker_used, [0, 3, 8], axis=1)
         assert np.all(per_edge[ok][edge_used[ok]] >= np.broadcast_to(counts - s_w, per_edge[ok].shape)[edge_used[ok]])
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 5, 8, 10, 13, 17, 32, 40])
+def test_sort_along_and_order_statistics_match_numpy(size):
+    from hgc.simulation import kth_largest, sort_along
+
+    values = stream(size).random((size, 3, 257))
+    values[0, 0, :5] = np.inf
+    np.testing.assert_array_equal(sort_along(values, axis=0), np.sort(values, axis=0))
+    for rank in range(1, size + 1):
+        expected = np.sort(values, axis=0)[size - rank]
+        np.testing.assert_array_equal(kth_largest(values, rank, axis=0), expected)
