@@ -1,0 +1,26 @@
+"""``hgc plot DIR``: PNG figures for a results directory (simulate, sweep or train outputs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from hgc.cli.common import handle_errors, quiet_option
+
+
+@click.command()
+@click.argument("directory", type=click.Path(path_type=Path))
+@quiet_option
+@handle_errors
+def plot(directory: Path, quiet: bool) -> None:
+    """Draw PNG figures for the results in DIRECTORY, next to the CSV files.
+
+    simulate → mean_time.png, time_cdf.png; sweep → sweep_mean_time__<key>.png and
+    sweep_speedup__<key>.png per swept key; train → train_loss.png.
+    """
+    from hgc.plotting import plot_directory  # noqa: PLC0415 - matplotlib only when plotting
+
+    for path in plot_directory(directory):
+        if not quiet:
+            click.echo(f"wrote {path}")
