@@ -375,7 +375,7 @@ def _parse_empirical(spec: Mapping[str, Any], key: str, base_dir: Path | None) -
     if not path.is_absolute() and base_dir is not None:
         path = base_dir / path
     values = load_trace(path, column, join(key, "file"))
-    dist = Empirical(values, file_name, column)
+    dist = Empirical(values, str(path.resolve()), column)
     if "scale" in spec:
         dist = dist.scaled(as_float(spec["scale"], join(key, "scale"), positive=True))
     return dist
