@@ -6,7 +6,6 @@ import copy
 from dataclasses import replace
 
 import numpy as np
-import pandas as pd
 import pytest
 from hypothesis import given, settings, strategies as hst
 
@@ -17,7 +16,7 @@ from hgc.output import csv_text
 from hgc.rng import Stream, stream
 from hgc.schemes import make_strategy
 from hgc.simulation import sample_delays
-from hgc.training import (GRADIENT_GUARD, HISTORY_COLUMNS, PartitionedData, ResponseSchedule, choose_partitions,
+from hgc.training import (GRADIENT_GUARD, PartitionedData, ResponseSchedule, choose_partitions,
                           coded_descent, load_dataset, make_model, response_schedule, train)
 from hgc.training.trainer import (STATUS_INEXACT, STATUS_OK, STATUS_REFUSED, STATUS_STRAGGLERS, participating_counts,
                                   wait_for_all)
