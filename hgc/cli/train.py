@@ -8,6 +8,7 @@ import click
 
 from hgc.cli.common import config_argument, default_out_dir, handle_errors, out_option, quiet_option, seed_option
 from hgc.config import load_config
+from hgc.errors import ConfigError
 from hgc.output import run_metadata, write_csv, write_json, write_yaml
 from hgc.training.trainer import TrainResult, train as run_training
 from hgc.validation import as_int
@@ -56,7 +57,10 @@ def train(config: Path, iterations: int | None, seed: int | None, out_dir: Path 
         as_int(seed, "--seed", minimum=0)
     experiment = load_config(config)
     out_dir = default_out_dir(experiment.name, out_dir)
-    result = run_training(experiment, iterations=iterations, seed=seed)
+    try:
+        result = run_training(experiment, iterations=iterations, seed=seed)
+    except ConfigError as err:  # e.g. data.partitions unsuitable for a scheme: name the file
+        raise err.with_source(config) from None
     raw = experiment.with_overrides(seed=seed).resolved()
     if iterations is not None:
         raw.setdefault("train", {})

@@ -113,6 +113,8 @@ def load_dataset(cfg: TrainConfig, seed: int) -> Dataset:
     test, train = order[:n_test], order[n_test:]
     X_train, X_test = _standardise(X[train], X[test])
     task = TASKS[cfg.dataset]
-    n_classes = int(max(y.max() + 1, cfg.classes if cfg.dataset != "digits" else 0)) \
-        if task == "classification" else 0
+    if task == "regression":
+        n_classes = 0
+    else:  # every class the generator can produce, even one absent from a small sample
+        n_classes = cfg.classes if cfg.dataset == "synthetic_classification" else int(y.max()) + 1
     return Dataset(cfg.dataset, task, X_train, y[train], X_test, y[test], n_classes)

@@ -48,7 +48,7 @@ from hgc.config import ExperimentConfig
 from hgc.errors import ConfigError
 from hgc.experiment import ResolvedScheme, resolve_scheme
 from hgc.rng import Stream, stream
-from hgc.schemes import Strategy, make_strategy
+from hgc.schemes import SchemeSpec, Strategy, make_strategy
 from hgc.simulation import CompiledStrategy, DelaySample, sample_delays
 from hgc.training.datasets import Dataset, load_dataset
 from hgc.training.models import LinearModel, make_model
@@ -347,8 +347,6 @@ def train(config: ExperimentConfig, *, iterations: int | None = None, seed: int 
     resolved, warnings = resolve_training_schemes(config)
     listed = [True] * len(resolved)
     if not any(r.strategy.kind == "uncoded" for r in resolved):
-        from hgc.schemes import SchemeSpec
-
         resolved.append(ResolvedScheme(SchemeSpec("uncoded"), make_strategy("uncoded", config.topology),
                                        "baseline for speed-ups"))
         listed.append(False)
