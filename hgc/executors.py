@@ -10,7 +10,8 @@ failures in its result never sets it.
 * ``process``: :class:`concurrent.futures.ProcessPoolExecutor` with ``jobs`` worker processes.
 * ``dask``: a :class:`distributed.Client` connected to the scheduler at ``scheduler`` (``tcp://host:8786``),
   or, without an address, to a :class:`distributed.LocalCluster` of ``jobs`` single-threaded worker
-  processes started for the run (loopback only, no dashboard) and closed afterwards.
+  processes started for the run (loopback only; its status page on a random loopback port) and closed
+  afterwards.
 """
 
 from __future__ import annotations
@@ -127,7 +128,7 @@ class DaskExecutor(Executor):
                 self._client = Client(scheduler, timeout=timeout, set_as_default=False)
             else:
                 self._cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
-                                             host="127.0.0.1", dashboard_address=None,
+                                             host="127.0.0.1", dashboard_address="127.0.0.1:0",
                                              silence_logs=logging.ERROR)
                 self._client = Client(self._cluster, set_as_default=False)
         except (OSError, TimeoutError) as err:

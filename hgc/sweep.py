@@ -391,6 +391,12 @@ class PointStore:
     def _path(self, key: str, suffix: str) -> Path:
         return self.dir / f"{key}{suffix}"
 
+    def remove_stale_temporaries(self) -> None:
+        """Delete temporary files a killed run left half-written (never a finished point's files)."""
+        if self.dir.is_dir():
+            for tmp in self.dir.glob(".*.tmp"):
+                tmp.unlink(missing_ok=True)
+
     def is_done(self, key: str) -> bool:
         return self._path(key, ".json").is_file() and self._path(key, ".csv").is_file()
 
@@ -469,6 +475,7 @@ def run_sweep(sweep: SweepConfig, out_dir: Path, executor: Any, *,
     out_dir = Path(out_dir)
     points = expand_points(sweep) if points is None else points
     store = PointStore(out_dir)
+    store.remove_stale_temporaries()
     resumed = [p.index for p in points if store.is_done(p.store_key)]
     todo = [point_task(p, sweep) for p in points if not store.is_done(p.store_key)]
     bar = progress(len(points), len(resumed)) if progress is not None else None
