@@ -503,6 +503,8 @@ def run_sweep(sweep: SweepConfig, out_dir: Path, executor: Any, *,
     summary = assemble(points, store)
     if summary is not None:
         written.append(write_table_text(summary, out_dir / "sweep.csv"))
+    elif (out_dir / "sweep.csv").exists():
+        (out_dir / "sweep.csv").unlink()  # left by an earlier sweep whose points are not in this grid
     if "optimize" in sweep.analyses:
         optimize = assemble(points, store, ".optimize.csv")
         if optimize is not None:

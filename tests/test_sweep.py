@@ -235,8 +235,8 @@ def _hgc(*args: object, **kwargs) -> subprocess.Popen:
 
 
 def test_sigkill_midway_then_resume_gives_identical_sweep_csv(tmp_path):
-    grid = "grid:\n  timing.edge.process.p: [0.0, 0.05, 0.1, 0.2]\n  topology.edges: [3, 4, 5, 6]\n"
-    path = write_sweep(tmp_path, grid, trials=60000)
+    grid = "grid:\n  timing.edge.process.p: [0.0, 0.05, 0.1, 0.2, 0.3]\n  topology.edges: [3, 4, 5, 6, 7]\n"
+    path = write_sweep(tmp_path, grid, trials=80000)
     reference, resumed = tmp_path / "reference", tmp_path / "resumed"
 
     proc = _hgc("sweep", path, "--executor", "process", "--jobs", "2", "--out", resumed, "--quiet")
@@ -250,15 +250,30 @@ def test_sigkill_midway_then_resume_gives_identical_sweep_csv(tmp_path):
     os.killpg(proc.pid, signal.SIGKILL)  # the CLI and its pool workers, as a machine crash would
     proc.wait()
     finished = len(list((resumed / "points").glob("*.json")))
-    assert 3 <= finished < 16
+    assert 3 <= finished < 25
     assert not (resumed / "sweep.csv").exists()
 
     rerun = _hgc("sweep", path, "--executor", "process", "--jobs", "2", "--out", resumed, "--quiet")
     assert rerun.wait(timeout=120) == 0, rerun.stderr.read().decode()
     meta = json.loads((resumed / "metadata.json").read_text())
-    assert meta["resumed"] >= finished and meta["resumed"] + meta["computed"] == 16
+    assert meta["resumed"] >= finished and meta["resumed"] + meta["computed"] == 25
 
     ref = _hgc("sweep", path, "--executor", "serial", "--out", reference, "--quiet")
     assert ref.wait(timeout=120) == 0, ref.stderr.read().decode()
     assert (resumed / "sweep.csv").read_bytes() == (reference / "sweep.csv").read_bytes()
     assert not list((resumed / "points").glob(".*.tmp"))
+
+
+def test_optimize_analysis_runs_or_is_reported_unavailable(tmp_path, cli):
+    from hgc.sweep import optimize_function
+
+    path = write_sweep(tmp_path, "grid:\n  topology.edges: [3, 4]\n", extra="analyses: [simulate, optimize]\n")
+    result = cli("sweep", path, "--executor", "serial", "--out", tmp_path / "out", "--quiet")
+    if optimize_function() is None:
+        assert result.exit_code == 2
+        assert "analyses: optimize analysis not available" in result.stderr
+    else:
+        assert result.exit_code == 0, result.output
+        table = pd.read_csv(tmp_path / "out" / "optimize.csv")
+        assert list(table.columns[:1]) == ["topology.edges"]
+        assert set(table["topology.edges"]) == {3, 4}
