@@ -14,6 +14,10 @@ partition on at least ``s+1`` nodes) and returns real coefficients on it:
     for arbitrary supports: node ``i`` evaluates ``Σ_k g_k p_k(x_i)`` where ``p_k`` is the monic
     polynomial of degree ``n-s-1`` vanishing at the nodes that do not hold ``k``; any ``n-s`` values
     determine the leading coefficient ``Σ_k g_k``. Chebyshev points on ``[-2, 2]`` (capacity 1).
+``polynomial_equispaced``
+    the same with equispaced points on ``[-2, 2]``. For cyclic supports it is usually the
+    best-conditioned real construction we have (an order of magnitude or more below Chebyshev points,
+    whose clustered ends put a node's co-holders very close together).
 ``gaussian``
     for arbitrary supports: ``B = V P`` with ``V`` a Gaussian ``n × (n-s)`` matrix and column ``p_k``
     solving ``V_Z p_k = 0`` on the non-holders ``Z`` and ``c^T p_k = 1``; any ``n-s`` rows give
@@ -21,9 +25,9 @@ partition on at least ``s+1`` nodes) and returns real coefficients on it:
 
 Rows are scaled to max-abs 1 (free: the decoder rescales its weights). ``construction="auto"``
 takes fractional repetition whenever the supports allow it and otherwise the applicable construction
-with the smallest worst-case condition number on a probe of straggler patterns (all patterns when
-there are at most :data:`PROBE_EXHAUSTIVE`, else a seeded sample); a construction that fails a probe
-pattern is never chosen while another passes.
+with the smallest worst-case condition number ``κ`` (see :mod:`hgc.codes.decoding`) on a probe of
+straggler patterns (all patterns when there are at most :data:`PROBE_EXHAUSTIVE`, else a seeded sample
+of :data:`PROBE_SAMPLE`); a construction that fails a probe pattern is never chosen while another passes.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ import numpy as np
 from hgc.codes.decoding import DEFAULT_RTOL, Decoding, decode_layer
 from hgc.errors import ConfigError, UndecodableError
 
-CONSTRUCTIONS = ("fractional_repetition", "null_space", "polynomial", "gaussian")
+CONSTRUCTIONS = ("fractional_repetition", "null_space", "polynomial", "polynomial_equispaced", "gaussian")
 PROBE_EXHAUSTIVE = 2000   # auto-selection checks every straggler pattern up to this many
 PROBE_SAMPLE = 300        # ... else this many seeded random ones
 
@@ -141,6 +145,11 @@ def chebyshev_points(n: int) -> np.ndarray:
     return 2.0 * np.cos((2 * np.arange(n) + 1) * np.pi / (2 * n))
 
 
+def equispaced_points(n: int) -> np.ndarray:
+    """``n`` equispaced points on ``[-2, 2]`` (one point, 0, when ``n = 1``)."""
+    return np.linspace(-2.0, 2.0, n) if n > 1 else np.zeros(1)
+
+
 def polynomial_coefficients(atom_membership: np.ndarray, s: int, points: np.ndarray | None = None) -> np.ndarray:
     """Monic-polynomial construction on arbitrary supports (SPEC §2), evaluated at Chebyshev points.
 
@@ -199,7 +208,7 @@ class LayerCode:
     construction: name of the coefficient construction (one of :data:`CONSTRUCTIONS`).
     atom_of: ``(K,)`` atom of each partition; ``atom_coefficients``: ``(n, A)`` coefficients per atom.
     classes: node classes for fractional-repetition decoding, else ``None``.
-    probe_cond: worst condition number seen when the code was checked at construction (``nan`` if not).
+    probe_cond: worst condition number ``κ`` on the probe patterns of ``auto`` (``nan`` if not probed).
     """
 
     membership: np.ndarray
@@ -265,13 +274,43 @@ def straggler_patterns(n: int, s: int, rng: np.random.Generator | None, limit: i
     return masks, False
 
 
-def _builders(s: int, rng: np.random.Generator) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+def _builders(rng: np.random.Generator) -> dict[str, Callable[[np.ndarray, int], np.ndarray]]:
     return {
-        "fractional_repetition": lambda M: fractional_repetition_coefficients(M, s),
-        "null_space": lambda M: null_space_coefficients(M, s, rng),
-        "polynomial": lambda M: polynomial_coefficients(M, s),
-        "gaussian": lambda M: gaussian_coefficients(M, s, rng),
+        "fractional_repetition": fractional_repetition_coefficients,
+        "null_space": lambda M, s: null_space_coefficients(M, s, rng),
+        "polynomial": polynomial_coefficients,
+        "polynomial_equispaced": lambda M, s: polynomial_coefficients(M, s, equispaced_points(M.shape[0])),
+        "gaussian": lambda M, s: gaussian_coefficients(M, s, rng),
     }
+
+
+def node_groups(atom_membership: np.ndarray, s: int) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """Nodes with identical supports, as a smaller code to build coefficients on.
+
+    Returns ``(group_of, group_support, s_groups)`` — each node's group (groups numbered in order of
+    first appearance, which keeps cyclic order), the groups' supports ``(G, A)`` and the number of
+    groups ``s`` stragglers can silence completely (smallest groups first) — or ``None`` when every
+    node is alone in its group or some atom lies on fewer than ``s_groups + 1`` groups.
+
+    Any ``s`` stragglers leave at least one responder in all but ``s_groups`` groups, so a code on
+    the groups tolerating ``s_groups`` is a code on the nodes tolerating ``s`` (duplicates send the
+    same vector). With equal weights and ``g = gcd(n, s+1) > 1`` this turns ``n`` nodes into ``n/g``
+    groups with tolerance ``(s+1)/g - 1`` — much better conditioned than the node-level code.
+    """
+    M = np.asarray(atom_membership, dtype=bool)
+    rows, first, inverse = np.unique(M, axis=0, return_index=True, return_inverse=True)
+    if rows.shape[0] == M.shape[0]:
+        return None
+    order = np.argsort(first)
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    group_of = rank[inverse.reshape(-1)]
+    support = rows[order]
+    sizes = np.bincount(group_of)
+    s_groups = int((np.cumsum(np.sort(sizes)) <= s).sum())
+    if support.sum(axis=0).min() < s_groups + 1:
+        return None
+    return group_of, support, s_groups
 
 
 def build_layer(membership: np.ndarray, s: int, construction: str = "auto", *,
@@ -280,7 +319,8 @@ def build_layer(membership: np.ndarray, s: int, construction: str = "auto", *,
 
     ``construction`` is one of :data:`CONSTRUCTIONS` or ``"auto"`` (see the module docstring);
     ``rng`` drives the random constructions and the probe sample (default: a fixed seed, so results
-    are reproducible). Raises :class:`~hgc.errors.ConfigError` (key ``construction``) when an
+    are reproducible). Nodes with identical supports get identical coefficients, built on the groups
+    (:func:`node_groups`). Raises :class:`~hgc.errors.ConfigError` (key ``construction``) when an
     explicitly requested construction does not apply to the support.
     """
     from hgc.rng import Stream, stream
@@ -290,23 +330,31 @@ def build_layer(membership: np.ndarray, s: int, construction: str = "auto", *,
     atom_of, M_atoms = atoms(M)
     _check_support(M_atoms, s)
     classes = fr_classes(M_atoms, s)
-    builders = _builders(s, rng)
-    if construction != "auto":
-        if construction not in builders:
-            raise ConfigError(f"must be 'auto' or one of {', '.join(CONSTRUCTIONS)}, got {construction!r}",
-                              "construction")
-        B = builders[construction](M_atoms)
-        return LayerCode(M, s, construction, atom_of, B,
-                         classes if construction == "fractional_repetition" else None, rtol=rtol)
-    if classes is not None:
+    builders = _builders(rng)
+    if construction != "auto" and construction not in builders:
+        raise ConfigError(f"must be 'auto' or one of {', '.join(CONSTRUCTIONS)}, got {construction!r}",
+                          "construction")
+    if construction in ("auto", "fractional_repetition") and classes is not None:
         return LayerCode(M, s, "fractional_repetition", atom_of, M_atoms.astype(float), classes, 1.0, rtol)
+    if construction == "fractional_repetition":
+        fractional_repetition_coefficients(M_atoms, s)          # raises: the supports are not FR-shaped
+    groups = node_groups(M_atoms, s)
+
+    def coefficients(name: str) -> np.ndarray:
+        if groups is None:
+            return builders[name](M_atoms, s)
+        group_of, support, s_groups = groups
+        return builders[name](support, s_groups)[group_of]
+
+    if construction != "auto":
+        return LayerCode(M, s, construction, atom_of, coefficients(construction), None, rtol=rtol)
 
     limit = PROBE_EXHAUSTIVE if comb(M.shape[0], s) <= PROBE_EXHAUSTIVE else PROBE_SAMPLE
     probes, _ = straggler_patterns(M.shape[0], s, rng, limit)
     best: tuple[tuple[int, float, float], LayerCode] | None = None
-    for name in ("null_space", "polynomial", "gaussian"):
+    for name in ("polynomial_equispaced", "polynomial", "null_space", "gaussian"):
         try:
-            B = builders[name](M_atoms)
+            B = coefficients(name)
         except ConfigError:
             continue
         result = decode_layer(B, probes, rtol=rtol)

@@ -33,7 +33,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from hgc.codes.constructions import LayerCode, build_layer
-from hgc.codes.decoding import DEFAULT_RTOL, Decoding, residuals
+from hgc.codes.decoding import DEFAULT_RTOL, Decoding, condition_numbers, residuals
 from hgc.codes.placement import (ArcPlacement, HierarchicalPlacement, _check_workers, _tolerances,
                                  make_placement)
 from hgc.errors import ConfigError, UndecodableError
@@ -200,11 +200,12 @@ class GradientCode:
     def _explain(self, workers: np.ndarray, edges: np.ndarray, residual: float) -> str:
         raise NotImplementedError
 
-    def _end_to_end(self, weights: np.ndarray) -> np.ndarray:
-        """End-to-end residuals for weights ``(P, N)`` (on distinct encoding columns)."""
+    def _end_to_end(self, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """End-to-end residuals and condition numbers for weights ``(P, N)`` (on distinct encoding columns)."""
         if "atoms" not in self._cache:
             self._cache["atoms"] = np.unique(self.encoding.T, axis=0).T
-        return residuals(weights, self._cache["atoms"])
+        columns = self._cache["atoms"]
+        return residuals(weights, columns), condition_numbers(weights, columns)
 
 
 @dataclass(frozen=True, eq=False)
@@ -288,7 +289,6 @@ class HierarchicalCode(GradientCode):
         emasks = (np.ones((P, self.n_edges), dtype=bool) if edge_masks is None
                   else np.atleast_2d(np.asarray(edge_masks, dtype=bool)))
         inner_weights = np.zeros((P, self.n_workers))
-        inner_cond = np.ones((P, self.n_edges))
         reporting = emasks.copy()
         offsets = np.concatenate([[0], np.cumsum(self.workers)])
         for i, layer in enumerate(self.worker_layers):
@@ -296,15 +296,12 @@ class HierarchicalCode(GradientCode):
             uniq, inverse = _unique_rows(wmasks[:, lo:hi])
             d = layer.decode_batch(uniq)
             inner_weights[:, lo:hi] = d.weights[inverse]
-            inner_cond[:, i] = d.cond[inverse]
             reporting[:, i] &= d.ok[inverse]
         uniq, inverse = _unique_rows(reporting)
         outer = self.edge_layer.decode_batch(uniq)
         edge_weights = outer.weights[inverse]
         weights = inner_weights * edge_weights[:, self.worker_edge]
-        used = edge_weights != 0
-        cond = outer.cond[inverse] * np.where(used, inner_cond, 1.0).max(axis=1)
-        res = self._end_to_end(weights)
+        res, cond = self._end_to_end(weights)
         ok = outer.ok[inverse] & (res <= self.rtol)
         return Decoding(weights, res, np.where(ok, cond, np.inf), ok)
 

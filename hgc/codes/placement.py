@@ -337,7 +337,7 @@ def _check_partitions(n_partitions: int) -> int:
 
 
 def flat_placement(workers: Sequence[int], s: int, n_partitions: int | None = None, *,
-                   placement: str = "proportional") -> ArcPlacement:
+                   placement: str = "proportional", scheme: str = "flat_gc") -> ArcPlacement:
     """Placement of flat gradient coding over all ``N = Σm`` workers (numbered edge by edge)."""
     workers = _check_workers(workers)
     weights = [1] * sum(workers)
@@ -346,8 +346,9 @@ def flat_placement(workers: Sequence[int], s: int, n_partitions: int | None = No
     g = placement_granularity(placement, weights, s)
     K = g if n_partitions is None else _check_partitions(n_partitions)
     if K % g:
-        raise ConfigError(f"must be a multiple of {g} for flat_gc with s={s} on N={len(weights)} workers "
-                          f"({placement} placement), got {K}", "data.partitions")
+        what = "uncoded" if scheme == "uncoded" else f"flat_gc with s={s} ({placement} placement)"
+        raise ConfigError(f"must be a multiple of {g} for {what} on N={len(weights)} workers, got {K}",
+                          "data.partitions")
     return layer_placement(placement, weights, s, K)
 
 
@@ -376,7 +377,8 @@ def make_placement(kind: str, workers: Sequence[int], *, s: int | None = None, s
     if kind == "hgc":
         return hierarchical_placement(workers, s_e, s_w, partitions, edge_placement="proportional",
                                       worker_placement=placement)
-    return flat_placement(workers, s, partitions, placement="proportional" if kind == "uncoded" else placement)
+    return flat_placement(workers, s, partitions, placement="proportional" if kind == "uncoded" else placement,
+                          scheme=kind)
 
 
 def smallest_partitions(kind: str, workers: Sequence[int], s: int | None = None, s_e: int | None = None,

@@ -1,0 +1,280 @@
+"""Checking codes instead of trusting them: decode random partial gradients over straggler patterns.
+
+:func:`check_code` takes one code, draws float64 partial gradients, and decodes the full gradient for
+every straggler pattern within tolerance — exhaustively when there are at most ``max_patterns`` of them,
+else a seeded sample of ``max_patterns`` — recording the worst relative gradient error, the worst
+condition number and how many patterns were undecodable or decoded wrongly.
+
+Patterns are the *maximal* admissible ones (exactly ``s`` stragglers for flat codes; exactly ``s_e``
+straggling edges and exactly ``s_w`` straggling workers in every other edge for HGC): fewer
+stragglers only add responders, which never turns a decodable set undecodable.
+
+:func:`verify_config` does this for every coded scheme of a config (every admissible value of an
+``auto`` tolerance) and writes ``verify.csv`` (SPEC §6: ``hgc verify CONFIG``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import combinations
+from math import comb, prod
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import pandas as pd
+
+from hgc.codes import (DEFAULT_RTOL, GradientCode, HierarchicalCode, admissible_hgc, build_code,
+                       straggler_patterns)
+from hgc.errors import ConfigError
+from hgc.rng import Stream, stream
+
+DEFAULT_PATTERNS = 100_000
+GRADIENT_DIM = 8          # length of the random partial gradients used for checking
+CHUNK = 8192              # patterns decoded per batch
+
+VERIFY_COLUMNS = ["scheme", "s", "s_e", "s_w", "K", "load", "construction", "patterns", "exhaustive",
+                  "max_rel_error", "worst_cond", "undecodable", "failures", "note"]
+
+
+@dataclass(frozen=True)
+class CodeCheck:
+    """Outcome of :func:`check_code`.
+
+    patterns: straggler patterns decoded; exhaustive: whether that is all of them.
+    max_rel_error: worst ``||ĝ - g|| / ||g||`` over decoded patterns (``nan`` if none decoded).
+    worst_cond: worst condition number over decoded patterns (see :class:`hgc.codes.Decoding`).
+    undecodable: patterns the decoder refused; wrong: decoded patterns with error above ``tol``.
+    """
+
+    patterns: int
+    exhaustive: bool
+    max_rel_error: float
+    worst_cond: float
+    undecodable: int
+    wrong: int
+
+    @property
+    def failures(self) -> int:
+        return self.undecodable + self.wrong
+
+
+# ----------------------------------------------------------------------------------------------------
+# Straggler patterns
+# ----------------------------------------------------------------------------------------------------
+
+def pattern_count(code: GradientCode) -> int:
+    """Number of maximal admissible straggler patterns of ``code``.
+
+    Flat: ``C(N, s)``. HGC: ``Σ_{|E| = s_e} Π_{i ∉ E} C(m_i, s_w)`` (elementary symmetric polynomial,
+    computed exactly by dynamic programming).
+    """
+    if not isinstance(code, HierarchicalCode):
+        return comb(code.n_workers, code.s)
+    keep = code.n_edges - code.s_e
+    e = [1] + [0] * keep                       # e[j] = sum over j-subsets of survivors of Π C(m_i, s_w)
+    for m in code.workers:
+        c = comb(m, code.s_w)
+        for j in range(keep, 0, -1):
+            e[j] += e[j - 1] * c
+    return e[keep]
+
+
+def _hgc_exhaustive(code: HierarchicalCode) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Every maximal HGC pattern, in blocks ``(worker_masks, edge_masks)`` (one block per edge set)."""
+    n, N = code.n_edges, code.n_workers
+    offsets = np.concatenate([[0], np.cumsum(code.workers)])
+    tables = [straggler_patterns(m, code.s_w, None, comb(m, code.s_w))[0] for m in code.workers]
+    for down in combinations(range(n), code.s_e):
+        alive = [i for i in range(n) if i not in down]
+        radices = [tables[i].shape[0] for i in alive]
+        total = prod(radices)
+        for lo in range(0, total, CHUNK):
+            idx = np.unravel_index(np.arange(lo, min(total, lo + CHUNK)), radices)
+            wm = np.ones((idx[0].size if alive else 1, N), dtype=bool)
+            for i, choice in zip(alive, idx):
+                wm[:, offsets[i]:offsets[i + 1]] = tables[i][choice]
+            em = np.ones((wm.shape[0], n), dtype=bool)
+            em[:, list(down)] = False
+            yield wm, em
+
+
+def _hgc_sampled(code: HierarchicalCode, count: int, rng: np.random.Generator) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``count`` random HGC patterns: uniform edge set, then a uniform straggler set in every edge."""
+    n = code.n_edges
+    offsets = np.concatenate([[0], np.cumsum(code.workers)])
+    for lo in range(0, count, CHUNK):
+        p = min(CHUNK, count - lo)
+        em = np.ones((p, n), dtype=bool)
+        em[np.arange(p)[:, None], rng.random((p, n)).argsort(axis=1)[:, :code.s_e]] = False
+        wm = np.ones((p, code.n_workers), dtype=bool)
+        for i, m in enumerate(code.workers):
+            down = rng.random((p, m)).argsort(axis=1)[:, :code.s_w] + offsets[i]
+            wm[np.arange(p)[:, None], down] = False
+        yield wm, em
+
+
+def _flat_patterns(code: GradientCode, limit: int, rng: np.random.Generator) -> Iterator[tuple[np.ndarray, None]]:
+    exhaustive = comb(code.n_workers, code.s) <= limit
+    if exhaustive:
+        masks, _ = straggler_patterns(code.n_workers, code.s, None, limit)
+        for lo in range(0, masks.shape[0], CHUNK):
+            yield masks[lo:lo + CHUNK], None
+        return
+    for lo in range(0, limit, CHUNK):
+        masks, _ = straggler_patterns(code.n_workers, code.s, rng, min(CHUNK, limit - lo))
+        yield masks, None
+
+
+def _merged(blocks: Iterator[tuple[np.ndarray, np.ndarray]]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Concatenate small blocks into batches of about :data:`CHUNK` patterns."""
+    buf_w, buf_e, size = [], [], 0
+    for wm, em in blocks:
+        buf_w.append(wm)
+        buf_e.append(em)
+        size += wm.shape[0]
+        if size >= CHUNK:
+            yield np.concatenate(buf_w), np.concatenate(buf_e)
+            buf_w, buf_e, size = [], [], 0
+    if buf_w:
+        yield np.concatenate(buf_w), np.concatenate(buf_e)
+
+
+def patterns(code: GradientCode, max_patterns: int, rng: np.random.Generator
+             ) -> tuple[Iterator[tuple[np.ndarray, np.ndarray | None]], int, bool]:
+    """``(batches, count, exhaustive)``: batches of ``(worker_masks, edge_masks)`` to decode."""
+    total = pattern_count(code)
+    exhaustive = total <= max_patterns
+    count = total if exhaustive else max_patterns
+    if isinstance(code, HierarchicalCode):
+        blocks = _hgc_exhaustive(code) if exhaustive else _hgc_sampled(code, count, rng)
+        return _merged(blocks), count, exhaustive
+    return _flat_patterns(code, max_patterns, rng), count, exhaustive
+
+
+# ----------------------------------------------------------------------------------------------------
+# Checking one code
+# ----------------------------------------------------------------------------------------------------
+
+def check_code(code: GradientCode, *, max_patterns: int = DEFAULT_PATTERNS, rng: np.random.Generator | None = None,
+               tol: float = DEFAULT_RTOL, dim: int = GRADIENT_DIM) -> CodeCheck:
+    """Decode random float64 partial gradients over the maximal straggler patterns of ``code``.
+
+    A pattern *fails* when the decoder refuses it (undecodable) or returns a gradient whose relative
+    error exceeds ``tol``. ``rng`` (default ``stream(0, Stream.VERIFY)``) draws the partial gradients
+    and, when sampling, the patterns.
+    """
+    rng = rng if rng is not None else stream(0, Stream.VERIFY)
+    G = rng.standard_normal((code.n_partitions, dim))
+    messages = code.encode(G)
+    g = G.sum(axis=0)
+    g_norm = float(np.linalg.norm(g))
+    batches, count, exhaustive = patterns(code, max_patterns, rng)
+    max_err, worst_cond, undecodable, wrong, seen = 0.0, 1.0, 0, 0, 0
+    any_decoded = False
+    for wm, em in batches:
+        result = code.decode_batch(wm, em)
+        seen += wm.shape[0]
+        undecodable += int((~result.ok).sum())
+        if not result.ok.any():
+            continue
+        w = result.weights[result.ok]
+        err = np.linalg.norm(w @ messages - g, axis=1) / g_norm
+        wrong += int((err > tol).sum())
+        max_err = max(max_err, float(err.max()))
+        worst_cond = max(worst_cond, float(result.cond[result.ok].max()))
+        any_decoded = True
+    assert seen == count, (seen, count)
+    return CodeCheck(count, exhaustive, max_err if any_decoded else float("nan"),
+                     worst_cond if any_decoded else float("nan"), undecodable, wrong)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Checking a config
+# ----------------------------------------------------------------------------------------------------
+
+def _special_case(s_e: int, s_w: int) -> str:
+    if s_e == 0 and s_w == 0:
+        return "no redundancy (uncoded load)"
+    if s_e == 0:
+        return "gradient coding inside each edge"
+    if s_w == 0:
+        return "replication across edges"
+    return ""
+
+
+def expand_scheme(spec, workers: tuple[int, ...]) -> list[tuple[dict, str]]:
+    """The concrete codes to verify for one scheme spec: ``[(build_code kwargs, note), ...]``.
+
+    ``auto`` tolerances expand to every admissible value. ``hgc_jncss`` expands to nothing (its nodes and
+    tolerances are chosen at run time; every ``(s_e, s_w)`` it can pick is covered by ``hgc`` with ``auto``).
+    """
+    auto = "auto"
+    if spec.kind == "uncoded":
+        return [({"kind": "uncoded"}, "")]
+    if spec.kind == "flat_gc":
+        if spec.s == auto:
+            return [({"kind": "flat_gc", "s": s}, "s=auto: every admissible s verified")
+                    for s in range(sum(workers))]
+        return [({"kind": "flat_gc", "s": int(spec.s)}, "")]
+    if spec.kind == "hgc":
+        pairs = [(s_e, s_w) for s_e, s_w in admissible_hgc(workers)
+                 if spec.s_e in (auto, s_e) and spec.s_w in (auto, s_w)]
+        autos = [k for k in ("s_e", "s_w") if getattr(spec, k) == auto]
+        note = f"{'='.join(autos)}=auto: every admissible value verified" if autos else ""
+        if not autos:
+            pairs = [(int(spec.s_e), int(spec.s_w))]
+        return [({"kind": "hgc", "s_e": s_e, "s_w": s_w}, "; ".join(x for x in (note, _special_case(s_e, s_w)) if x))
+                for s_e, s_w in pairs]
+    return []
+
+
+def verify_config(config, *, max_patterns: int = DEFAULT_PATTERNS, out_dir: Path | None = None,
+                  tol: float = DEFAULT_RTOL, progress: Callable[[str], None] | None = None) -> pd.DataFrame:
+    """Build and check every coded scheme of ``config`` (an :class:`hgc.config.ExperimentConfig`).
+
+    Codes use ``stream(seed, Stream.CODES)`` and ``data.partitions`` (smallest valid ``K`` if unset);
+    checks use ``stream(seed, Stream.VERIFY)``, fresh for every row, so a row depends only on the seed
+    and its own parameters. Returns the table (columns :data:`VERIFY_COLUMNS`) and writes
+    ``out_dir/verify.csv`` if ``out_dir`` is given. An explicit tolerance that is inadmissible or a ``K``
+    that does not fit it raises :class:`~hgc.errors.ConfigError`; for ``auto`` tolerances such values
+    are listed with a note instead.
+    """
+    workers = tuple(config.topology.workers)
+    K = config.data.partitions
+    rows = []
+    for j, spec in enumerate(config.schemes):
+        if spec.kind == "hgc_jncss":
+            rows.append({"scheme": spec.kind, "note": "skipped: hgc_jncss chooses its nodes and (s_e, s_w) at "
+                         "run time; verify those codes with {scheme: hgc, s_e: auto, s_w: auto}"})
+            continue
+        for kwargs, note in expand_scheme(spec, workers):
+            row = {"scheme": kwargs["kind"], "s": kwargs.get("s"), "s_e": kwargs.get("s_e"),
+                   "s_w": kwargs.get("s_w")}
+            try:
+                code = build_code(workers=workers, partitions=K, rng=stream(config.seed, Stream.CODES), rtol=tol,
+                                  **kwargs)
+            except ConfigError as err:
+                if spec.is_auto:
+                    rows.append({**row, "note": f"skipped: {err.message}"})
+                    continue
+                key = "data.partitions" if err.key == "data.partitions" else f"schemes[{j}]"
+                raise ConfigError(err.message, key, config.source) from None
+            check = check_code(code, max_patterns=max_patterns, rng=stream(config.seed, Stream.VERIFY), tol=tol)
+            rows.append({**row, "K": code.n_partitions, "load": code.load, "construction": code.construction,
+                         "patterns": check.patterns, "exhaustive": check.exhaustive,
+                         "max_rel_error": check.max_rel_error, "worst_cond": check.worst_cond,
+                         "undecodable": check.undecodable, "failures": check.failures, "note": note})
+            if progress is not None:
+                tol_text = ", ".join(f"{k}={row[k]}" for k in ("s", "s_e", "s_w") if row[k] is not None)
+                progress(f"{row['scheme']}({tol_text}): {check.patterns} patterns, {check.failures} failures")
+    table = pd.DataFrame(rows, columns=VERIFY_COLUMNS)
+    for column in ("s", "s_e", "s_w", "K", "patterns", "undecodable", "failures"):
+        table[column] = table[column].astype("Int64")
+    table["exhaustive"] = table["exhaustive"].astype("boolean")
+    table["note"] = table["note"].fillna("")
+    if out_dir is not None:
+        from hgc.output import write_csv
+
+        write_csv(table, Path(out_dir) / "verify.csv")
+    return table
