@@ -168,23 +168,35 @@ def plot_sweep(table: pd.DataFrame, x: str, path: Path, *, y: str = "mean_time",
 
 
 def plot_training(history: pd.DataFrame, path: Path, title: str = "Training loss vs simulated time") -> Path:
-    """Training loss per scheme against simulated wall-clock time (``sim_time``, seconds)."""
-    fig = Figure(figsize=(7.5, 4.8))
-    ax = fig.subplots()
+    """Training loss per scheme against simulated wall-clock time (``sim_time``, seconds), and, when the
+    history has accuracies (classification), test accuracy against the same time axis in a second panel."""
+    accuracy = "test_accuracy" in history and pd.to_numeric(history["test_accuracy"], errors="coerce").notna().any()
+    fig = Figure(figsize=(12.5 if accuracy else 7.5, 4.8))
+    axes = fig.subplots(1, 2 if accuracy else 1, squeeze=False)[0]
+    loss_ax = axes[0]
     name = _series_name(history)
     positive = True
     for label, rows in history.groupby(name, sort=False):
         rows = rows.sort_values("iteration") if "iteration" in rows else rows
         loss = pd.to_numeric(rows["loss"], errors="coerce")
         positive &= bool((loss.dropna() > 0).all())
-        ax.plot(rows["sim_time"], loss, label=str(label), linewidth=1.6)
+        loss_ax.plot(rows["sim_time"], loss, label=str(label), linewidth=1.6)
+        if accuracy:
+            axes[1].plot(rows["sim_time"], pd.to_numeric(rows["test_accuracy"], errors="coerce"),
+                         label=str(label), linewidth=1.6)
     if positive:
-        ax.set_yscale("log")
-    ax.set_xlabel("simulated training time (s)")
-    ax.set_ylabel("training loss" + (" (log scale)" if positive else ""))
-    ax.set_title(title)
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(title="scheme", fontsize=9)
+        loss_ax.set_yscale("log")
+    loss_ax.set_xlabel("simulated training time (s)")
+    loss_ax.set_ylabel("training loss" + (" (log scale)" if positive else ""))
+    loss_ax.set_title(title)
+    loss_ax.legend(title="scheme", fontsize=9)
+    if accuracy:
+        axes[1].set_xlabel("simulated training time (s)")
+        axes[1].set_ylabel("test accuracy (fraction correct)")
+        axes[1].set_title("Test accuracy vs simulated time")
+        axes[1].legend(title="scheme", fontsize=9, loc="lower right")
+    for ax in axes:
+        ax.grid(alpha=0.3, which="both")
     return _save(fig, path)
 
 
