@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
+from scipy import fft as sp_fft
 from scipy import special
 
 from hgc.distributions import Bimodal, Constant, Distribution, Empirical, LocationScale
@@ -53,18 +54,16 @@ from hgc.schemes import Strategy
 from hgc.timing import TimingModel
 
 __all__ = [
-    "Evaluation", "Evaluator", "Lattice", "NotAnalyticError", "cdf_values", "evaluate", "expected_time",
-    "hat_weights", "order_statistic_cdf",
+    "Evaluation", "Evaluator", "Grid", "Lattice", "NotAnalyticError", "cdf_values", "evaluate",
+    "expected_time", "hat_weights", "integrated_cdf", "order_statistic_cdf",
 ]
 
-SEARCH_POINTS = 1024
+SEARCH_POINTS = 1025
 """Grid points used when many candidates are compared (:meth:`Evaluator.expected_times`)."""
 SEARCH_EPS = 1e-8
 """Per-node tail probability that sets the grid's upper end during a search."""
 ACCURATE_EPS = 1e-11
 """Per-node tail probability that sets the initial upper end in :meth:`Evaluator.evaluate`."""
-TAIL_TOL = 1e-12
-"""Survival below which the upper end of the grid is cut in :meth:`Evaluator.evaluate`."""
 PMF_EPS = 1e-13
 """Tail mass of a discretised link/overhead delay that may be dropped."""
 BLOCK_ELEMENTS = 3_000_000
@@ -78,7 +77,7 @@ class NotAnalyticError(ValueError):
 
 
 # ----------------------------------------------------------------------------------------------------
-# Fast, vectorised CDFs
+# Fast, vectorised CDFs and integrated CDFs
 
 def _standard_cdf(family: str, shape: float | None, z: np.ndarray) -> np.ndarray:
     """CDF of the standard member of a scipy.stats family (``loc=0``, ``scale=1``) at ``z``."""
@@ -98,6 +97,36 @@ def _standard_cdf(family: str, shape: float | None, z: np.ndarray) -> np.ndarray
     raise KeyError(family)
 
 
+def _standard_integrated_cdf(family: str, shape: float | None, z: np.ndarray) -> np.ndarray:
+    """``∫_{-∞}^z F(u) du = z F(z) - E[X; X <= z]`` for the standard member of a family (closed forms)."""
+    z = np.asarray(z, dtype=float)
+    if family == "expon":
+        zz = np.maximum(z, 0.0)
+        return zz + np.expm1(-zz)
+    if family == "uniform":
+        return np.where(z <= 0.0, 0.0, np.where(z < 1.0, 0.5 * z * z, z - 0.5))
+    if family == "gamma":
+        zz = np.maximum(z, 0.0)
+        return zz * special.gammainc(shape, zz) - shape * special.gammainc(shape + 1.0, zz)
+    if family == "lognorm":
+        zz = np.maximum(z, 1e-300)
+        log_z = np.log(zz)
+        value = zz * special.ndtr(log_z / shape) - math.exp(0.5 * shape * shape) * special.ndtr(log_z / shape - shape)
+        return np.where(z > 0.0, value, 0.0)
+    if family == "weibull_min":
+        zz = np.maximum(z, 0.0)
+        g = 1.0 + 1.0 / shape
+        return zz * -np.expm1(-zz ** shape) - special.gamma(g) * special.gammainc(g, zz ** shape)
+    if family == "pareto":
+        zz = np.maximum(z, 1.0)
+        if shape == 1.0:
+            partial = np.log(zz)
+        else:
+            partial = shape / (shape - 1.0) * -np.expm1((1.0 - shape) * np.log(zz))
+        return np.where(z > 1.0, zz * -np.expm1(-shape * np.log(zz)) - partial, 0.0)
+    raise KeyError(family)
+
+
 def cdf_values(dist: Distribution, x: np.ndarray) -> np.ndarray:
     """``P(X <= x)`` element-wise, with fast paths for the families of :mod:`hgc.distributions`."""
     x = np.asarray(x, dtype=float)
@@ -111,6 +140,30 @@ def cdf_values(dist: Distribution, x: np.ndarray) -> np.ndarray:
     if isinstance(dist, Bimodal):
         return (1.0 - dist.p) * cdf_values(dist.fast, x) + dist.p * cdf_values(dist.slow, x)
     return np.asarray(dist.cdf(x), dtype=float)
+
+
+def integrated_cdf(dist: Distribution, x: np.ndarray) -> np.ndarray:
+    """``∫_{-∞}^x P(X <= u) du`` (seconds) element-wise: closed forms for every family of SPEC §3."""
+    x = np.asarray(x, dtype=float)
+    if isinstance(dist, Constant):
+        return np.maximum(x - dist.value, 0.0)
+    if isinstance(dist, LocationScale):
+        try:
+            return dist.scale * _standard_integrated_cdf(dist.family, dist.shape, (x - dist.loc) / dist.scale)
+        except KeyError:
+            pass
+    elif isinstance(dist, Bimodal):
+        return (1.0 - dist.p) * integrated_cdf(dist.fast, x) + dist.p * integrated_cdf(dist.slow, x)
+    elif isinstance(dist, Empirical):
+        values = np.sort(np.asarray(dist.values, dtype=float)) * dist.factor
+        below = np.searchsorted(values, x, side="right")
+        partial_sums = np.concatenate([[0.0], np.cumsum(values)])
+        return (below * x - partial_sums[below]) / values.size
+    # any other distribution: trapezoidal integration of its CDF on a fine grid
+    low = float(dist.lower)
+    grid = np.linspace(low, max(low, float(np.max(x))), 20001)
+    cumulative = np.concatenate([[0.0], np.cumsum(np.diff(grid) * 0.5 * (dist.cdf(grid[1:]) + dist.cdf(grid[:-1])))])
+    return np.interp(x, grid, cumulative, left=0.0)
 
 
 def _cdf_rows(dists: Sequence[Distribution], x: np.ndarray) -> np.ndarray:
@@ -141,68 +194,54 @@ def _cdf_rows(dists: Sequence[Distribution], x: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------------
 # Discretising a random delay on the grid
 
-def _atoms(dist: Distribution) -> tuple[np.ndarray, np.ndarray] | None:
-    """``(values, masses)`` if ``dist`` is purely atomic (constants, traces, mixtures of them)."""
-    if isinstance(dist, Constant):
-        return np.array([dist.value]), np.array([1.0])
-    if isinstance(dist, Empirical):
-        return np.asarray(dist.values, dtype=float) * dist.factor, np.full(dist.values.size, 1.0 / dist.values.size)
-    if isinstance(dist, Bimodal):
-        fast, slow = _atoms(dist.fast), _atoms(dist.slow)
-        if fast is None or slow is None:
-            return None
-        return (np.concatenate([fast[0], slow[0]]),
-                np.concatenate([(1.0 - dist.p) * fast[1], dist.p * slow[1]]))
-    return None
+def hat_weights(dist: Distribution, origin: float, h: float, size: int, scale: float = 1.0) -> np.ndarray:
+    """Linear (hat-function) discretisation of ``R = scale * dist - origin`` on the lattice ``0, h, 2h, ...``.
 
-
-def hat_weights(dist: Distribution, origin: float, h: float, size: int) -> np.ndarray:
-    """Linear (hat-function) discretisation of ``R = dist - origin`` on the lattice ``0, h, 2h, ...``.
-
-    ``p_k = E[Λ(R/h - k)]`` with ``Λ(u) = max(0, 1 - |u|)``, ``k = 0 .. size-1``: an atom between two
-    lattice points is split between them in proportion to its distance, so the mean is preserved and
-    convolving a CDF that is linear between grid points is exact. For continuous parts
-    ``p_k = (J_k - J_{k-1}) / h`` with ``J_k = ∫_{kh}^{(k+1)h} F(origin + r) dr`` (Simpson's rule on four
-    sub-intervals per cell). Mass beyond the lattice is dropped.
+    ``p_k = E[Λ(R/h - k)]`` with ``Λ(u) = max(0, 1 - |u|)``, ``k = 0 .. size-1``, computed exactly as the
+    second difference ``(J(k+1) - 2 J(k) + J(k-1)) / h`` of the integrated CDF ``J`` of ``R`` at the lattice
+    points. An atom between two lattice points is split between them in proportion to its distance, the
+    mean is preserved, and convolving a function that is linear between grid points is exact. Mass
+    beyond the lattice is dropped.
     """
-    weights = np.zeros(size)
-    if isinstance(dist, Bimodal):
-        if dist.p < 1.0:
-            weights += (1.0 - dist.p) * hat_weights(dist.fast, origin, h, size)
-        if dist.p > 0.0:
-            weights += dist.p * hat_weights(dist.slow, origin, h, size)
-        return weights
-    atoms = _atoms(dist)
-    if atoms is not None:
-        position = (atoms[0] - origin) / h
-        below = np.floor(position + 1e-12).astype(np.int64)
-        frac = np.clip(position - below, 0.0, 1.0)
-        for index, mass in ((below, atoms[1] * (1.0 - frac)), (below + 1, atoms[1] * frac)):
-            ok = (index >= 0) & (index < size)
-            np.add.at(weights, index[ok], mass[ok])
-        return weights
-    sub = origin + h * np.arange(4 * size + 1) / 4.0
-    f = cdf_values(dist, sub)
-    cells = (h / 12.0) * (f[0:-1:4] + 4 * f[1::4] + 2 * f[2::4] + 4 * f[3::4] + f[4::4])
-    weights[0] = cells[0] / h
-    weights[1:] = np.diff(cells) / h
-    return np.maximum(weights, 0.0)
+    points = (origin + h * np.arange(-1, size + 1)) / scale
+    integral = scale * integrated_cdf(dist, points)
+    return np.maximum(np.diff(integral, 2) / h, 0.0)
 
 
 # ----------------------------------------------------------------------------------------------------
 # Order statistics of independent non-identical nodes
 
+REPEAT_MAX = 4
+"""Slots of up to this many identical nodes are added one node at a time; larger ones as a binomial."""
+
+
 def _binomial_pmf(count: np.ndarray, p: np.ndarray, top: int) -> np.ndarray:
-    """``P(Bin(count, p) = j)`` for ``j = 0..top``; ``count`` broadcasts against ``p``; shape ``(top+1,)+p.shape``."""
-    j = np.arange(top + 1).reshape((-1,) + (1,) * p.ndim)
-    c = np.broadcast_to(np.asarray(count, dtype=float), p.shape)[None]
-    ok = j <= c
-    cj = np.where(ok, c - j, 0.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        log_pmf = (special.gammaln(c + 1) - special.gammaln(j + 1.0) - special.gammaln(cj + 1)
-                   + special.xlogy(j, p[None]) + special.xlog1py(cj, -p[None]))
-        pmf = np.exp(log_pmf)
-    return np.where(ok, np.nan_to_num(pmf, nan=0.0), 0.0)
+    """``P(Bin(count, p) = j)`` for ``j = 0..top``: ``count`` has shape ``(J,)``, ``p`` shape ``(J, L)``;
+    the result has shape ``(top+1, J, L)``.
+
+    ``q^c`` once, then the ratio recurrence ``pmf_j = pmf_{j-1} (c-j+1)/j p/q`` (``q`` clipped at 1e-300);
+    rows with ``count <= top``, where an underflowing ``q^c`` would lose the mass at ``j = count``, are
+    computed in logs instead."""
+    c = np.asarray(count, dtype=float)[:, None]
+    q = 1.0 - p
+    safe_q = np.maximum(q, 1e-300)
+    out = np.empty((top + 1,) + p.shape)
+    out[0] = np.exp(c * np.log(safe_q))
+    ratio = p / safe_q
+    for j in range(1, top + 1):
+        out[j] = out[j - 1] * ratio * (np.maximum(c - (j - 1), 0.0) / j)
+    small = np.nonzero(c[:, 0] <= top)[0]
+    if small.size:
+        cs = c[small]
+        log_p = np.log(np.clip(p[small], 1e-300, 1.0))
+        log_q = np.log(safe_q[small])
+        log_choose = np.zeros_like(cs)
+        for j in range(top + 1):
+            if j > 0:
+                log_choose = log_choose + np.log(np.maximum(cs - (j - 1), 1.0)) - math.log(j)
+            valid = cs >= j
+            out[j, small] = np.where(valid, np.exp(log_choose + j * log_p + np.where(valid, cs - j, 0.0) * log_q), 0.0)
+    return out
 
 
 def _count_at_most(event: np.ndarray, counts: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
@@ -211,25 +250,26 @@ def _count_at_most(event: np.ndarray, counts: np.ndarray, thresholds: np.ndarray
     ``event[j, s]`` (shape ``(J, S, L)``) is the probability that one node of slot ``s`` has the event;
     the slot holds ``counts[j, s]`` independent identical nodes (0 for padding). Dynamic programming over
     the slots, vectorised over jobs and grid points; the state keeps ``P(#events = c)`` for
-    ``c <= max(thresholds)`` only. Returns shape ``(J, L)``.
+    ``c <= max(thresholds)`` only, so a slot costs ``O(max(thresholds))`` array operations (a binomial
+    slot ``O(max(thresholds)^2)``). Returns shape ``(J, L)``.
     """
     jobs, slots, length = event.shape
     top = int(thresholds.max())
     state = np.zeros((top + 1, jobs, length))
     state[0] = 1.0
     for s in range(slots):
-        p = event[:, s, :]
         c = counts[:, s]
-        if c.max() <= 1:
-            if c.min() == 0:
-                p = p * (c > 0)[:, None]
-            q = 1.0 - p
-            for k in range(top, 0, -1):
-                state[k] *= q
-                state[k] += state[k - 1] * p
-            state[0] *= q
+        c_max = int(c.max())
+        if c_max <= REPEAT_MAX:
+            for r in range(1, c_max + 1):
+                p = event[:, s, :] if c.min() >= r else event[:, s, :] * (c >= r)[:, None]
+                q = 1.0 - p
+                for k in range(top, 0, -1):
+                    state[k] *= q
+                    state[k] += state[k - 1] * p
+                state[0] *= q
         else:
-            pmf = _binomial_pmf(c[:, None], p, top)
+            pmf = _binomial_pmf(c, event[:, s, :], top)
             new = state * pmf[0]
             for k in range(1, top + 1):
                 new[k:] += state[: top + 1 - k] * pmf[k]
@@ -268,6 +308,7 @@ def _convolve_rows(values: np.ndarray, kernels: np.ndarray, start: int, length: 
     size = kernels.shape[-1]
     if size <= DIRECT_CONV_MAX:
         out = np.zeros((values.shape[0], length))
+        kernels = np.broadcast_to(kernels, (values.shape[0], size))
         for k in range(size):
             lo = start - k
             if lo + length <= 0:
@@ -275,9 +316,10 @@ def _convolve_rows(values: np.ndarray, kernels: np.ndarray, start: int, length: 
             src_lo, dst_lo = max(lo, 0), max(-lo, 0)
             out[:, dst_lo:] += values[:, src_lo: lo + length] * kernels[:, k: k + 1]
         return out
-    n_fft = 1 << int(math.ceil(math.log2(values.shape[1] + size - 1)))
-    spectrum = np.fft.rfft(values, n_fft, axis=1) * np.fft.rfft(kernels, n_fft, axis=1)
-    return np.fft.irfft(spectrum, n_fft, axis=1)[:, start: start + length]
+    size = min(size, start + length)              # later kernel entries only meet zeros
+    n_fft = sp_fft.next_fast_len(start + length + size - 1, real=True)
+    spectrum = sp_fft.rfft(values[:, : start + length], n_fft, axis=1) * sp_fft.rfft(kernels[:, :size], n_fft, axis=1)
+    return sp_fft.irfft(spectrum, n_fft, axis=1)[:, start: start + length]
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -307,14 +349,76 @@ class Lattice:
         return cls(float(low), float(step), int(points))
 
 
+LEVEL_RATIO = 4.0
+"""A finer nested grid is added when the body of ``T`` is this many times shorter than the full range."""
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Nested uniform lattices that share their start: level ``i`` spans ``[start, ends[i]]`` with
+    ``points`` points; the integral of a function uses level 0 on ``[start, ends[0]]`` and level ``i`` on
+    ``[ends[i-1], ends[i]]``. Fine steps where ``T`` has its body, coarse ones in a long tail, at a cost
+    proportional to ``levels x points`` (each level is computed independently: convolutions only look
+    back in time, so a grid ending early is still exact on its range). Every ``ends[i]`` is a point of
+    level ``i + 1`` for any ``points = (base - 1) 2^r + 1``."""
+
+    start: float
+    ends: tuple[float, ...]
+    points: int
+
+    @classmethod
+    def build(cls, start: float, uppers: Sequence[float], points: int) -> "Grid":
+        """A grid from ``start`` to ``uppers[-1]`` with an extra level at each (increasing) ``uppers[i]``
+        that is ``LEVEL_RATIO`` times closer to ``start`` than the next kept end."""
+        top = max(float(uppers[-1]), start)
+        ends = [top]
+        for upper in reversed(list(uppers[:-1])):
+            if upper > start and (upper - start) * LEVEL_RATIO <= ends[0] - start:
+                ends.insert(0, float(upper))
+        aligned = [ends[-1]]
+        for end in reversed(ends[:-1]):   # put each end on the next coarser lattice
+            coarse = Lattice.spanning(start, aligned[0], points)
+            j = min(points - 1, max(1, math.ceil((end - start) / coarse.step - 1e-9)))
+            aligned.insert(0, start + j * coarse.step)
+        return cls(float(start), tuple(aligned), int(points))
+
+    def lattices(self, points: int | None = None) -> list[Lattice]:
+        n = self.points if points is None else int(points)
+        return [Lattice.spanning(self.start, end, n) for end in self.ends]
+
+    def segments(self, lattices: Sequence[Lattice]) -> list[slice]:
+        """The index range of each lattice that the integral uses."""
+        out, previous = [], self.start
+        for lattice in lattices:
+            first = int(round((previous - lattice.start) / lattice.step))
+            out.append(slice(first, lattice.points))
+            previous = lattice.end
+        return out
+
+
+def _integrate(cdfs: Sequence[np.ndarray], lattices: Sequence[Lattice], segments: Sequence[slice]
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(E[T | decoded], P(decoded), survival at the end)`` from per-level CDF rows (last column: ∞)."""
+    decoded = cdfs[-1][:, -1]
+    total = np.zeros(decoded.shape)
+    survival = None
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for cdf, lattice, seg in zip(cdfs, lattices, segments):
+            survival = np.clip(1.0 - cdf[:, :-1][:, seg] / decoded[:, None], 0.0, 1.0)
+            if survival.shape[1] > 1:
+                total += lattice.step * (survival.sum(axis=1) - 0.5 * (survival[:, 0] + survival[:, -1]))
+    mean = np.where(decoded > 0, lattices[0].start + total, np.nan)
+    return mean, decoded, survival[:, -1]
+
+
 @dataclass(frozen=True)
 class Evaluation:
     """The analytic iteration-time distribution of one strategy.
 
     ``expected_time`` is ``E[T | decoded]`` in seconds (the simulator's ``mean_time``);
     ``decode_probability`` is ``P(T < ∞)``; ``times``/``cdf`` give ``P(T <= t)`` on the final grid (the
-    unconditional CDF, which tends to ``decode_probability``); ``error_estimate`` is the measured
-    difference between the last two grid refinements plus the truncated tail (seconds).
+    unconditional CDF, which tends to ``decode_probability``); ``error_estimate`` is the measured change
+    of ``E[T]`` between the last two grid refinements plus the truncated tail (seconds).
     """
 
     strategy: Strategy
@@ -366,17 +470,27 @@ class _Plan:
     master_tolerated: int
 
 
+Part = tuple[Distribution, float]
+"""A random delay component: ``scale * dist`` (``scale`` is the load for compute, 1 otherwise)."""
+
+LEVEL_TAILS = (1e-3, 1e-7, 1e-13)
+"""Survival levels of ``T`` at which the nested grid levels end (the last one: the end of the grid)."""
+COARSE_POINTS = 257
+"""Points of the coarse pass that locates ``T``'s body and tail before the real computation."""
+
+
 class Evaluator:
     """Analytic ``E[T]`` and CDF of ``T`` for strategies on one :class:`~hgc.timing.TimingModel`.
 
-    Creating one is cheap; it caches per-distribution facts (lower ends, quantiles, discretised link
+    Creating one is cheap; it caches per-distribution facts (support ends, quantiles, discretised
     delays), so reuse it when evaluating many strategies on the same model.
     """
 
     def __init__(self, model: TimingModel):
         self.model = model
         topo = model.topology
-        self._quantile_cache: dict[tuple[Distribution, float], float] = {}
+        self._quantile_cache: dict[tuple[int, float], float] = {}
+        self._keep: list[Distribution] = []
         self._weights_cache: dict[tuple, np.ndarray] = {}
         self._job_cache: dict[tuple, _EdgeJob] = {}
         types: dict[tuple[Distribution, Distribution, Distribution], int] = {}
@@ -386,53 +500,61 @@ class Evaluator:
             self.worker_type[w] = types.setdefault(key, len(types))
         self.types = list(types)
         self.type_compute = [t[0] for t in self.types]
-        self.type_shift = np.array([sum(self._lower(d) for d in t[1:]) for t in self.types])
+        self.type_compute_lower = np.array([self._quantile(t[0], 0.0) for t in self.types])
+        self.type_shift = np.array([sum(self._quantile(d, 0.0) for d in t[1:]) for t in self.types])
         self.type_random = [tuple(d for d in t[1:] if not d.is_constant) for t in self.types]
-        self.type_compute_lower = np.array([self._lower(t[0]) for t in self.types])
         edge_types: dict[tuple[Distribution, Distribution, float], int] = {}
         self.edge_type = np.empty(topo.n_edges, dtype=np.intp)
         for i in range(topo.n_edges):
             key = (model.edge_process[i], model.edge_uplink[i], float(model.per_vector[i]))
             self.edge_type[i] = edge_types.setdefault(key, len(edge_types))
         self.edge_types = list(edge_types)
-        self.edge_shift = np.array([k[2] + self._lower(k[0]) + self._lower(k[1]) for k in self.edge_types])
+        self.edge_shift = np.array([k[2] + self._quantile(k[0], 0.0) + self._quantile(k[1], 0.0)
+                                    for k in self.edge_types])
         self.edge_random = [tuple(d for d in k[:2] if not d.is_constant) for k in self.edge_types]
 
     # -- per-distribution facts ---------------------------------------------------------------------
-    def _lower(self, dist: Distribution) -> float:
-        """The lower end of the support (seconds)."""
-        key = (dist, -1.0)
-        if key not in self._quantile_cache:
-            self._quantile_cache[key] = float(dist.value) if isinstance(dist, Constant) else float(dist.lower)
-        return self._quantile_cache[key]
-
-    def _upper(self, dist: Distribution, eps: float) -> float:
-        """The ``1 - eps`` quantile (seconds)."""
+    def _quantile(self, dist: Distribution, q: float) -> float:
+        """``dist``'s quantile at ``q`` (``q = 0``: lower end of the support), cached."""
         if dist.is_constant:
-            return self._lower(dist)
-        key = (dist, eps)
-        if key not in self._quantile_cache:
-            self._quantile_cache[key] = float(dist.ppf(1.0 - eps))
-        return self._quantile_cache[key]
+            return float(dist.value) if isinstance(dist, Constant) else float(dist.ppf(0.5))
+        key = (id(dist), q)
+        value = self._quantile_cache.get(key)
+        if value is None:
+            value = float(dist.lower) if q == 0.0 else float(dist.ppf(q))
+            self._quantile_cache[key] = value
+            self._keep.append(dist)   # ids stay valid while the evaluator lives
+        return value
 
-    def _random_upper(self, parts: tuple[Distribution, ...], eps: float) -> float:
+    def _remember(self, key: tuple, value: object) -> None:
+        """Cache ``value`` (grid-dependent entries are dropped wholesale when the cache grows large)."""
+        if len(self._weights_cache) > 20_000:
+            self._weights_cache = {k: v for k, v in self._weights_cache.items() if k[0] == "types"}
+        self._weights_cache[key] = value
+
+    def _spread(self, dist: Distribution) -> float:
+        """Width of the central 80% (seconds), 0 for a constant."""
+        if dist.is_constant:
+            return 0.0
+        return self._quantile(dist, 0.9) - self._quantile(dist, 0.1)
+
+
+    def _extent(self, parts: Sequence[Part], eps: float) -> float:
         """Upper end (``1 - eps`` quantiles) of the sum of the random remainders of ``parts``."""
-        return sum(self._upper(d, eps) - self._lower(d) for d in parts)
+        return sum(scale * (self._quantile(d, 1.0 - eps) - self._quantile(d, 0.0)) for d, scale in parts)
 
-    def _kernel(self, parts: tuple[Distribution, ...], h: float, size: int) -> np.ndarray:
+    def _kernel(self, parts: tuple[Part, ...], h: float, size: int) -> np.ndarray:
         """Hat weights of the sum of the random remainders of ``parts`` on the lattice of step ``h``."""
-        key = (parts, h, size)
-        if key not in self._weights_cache:
+        key = (tuple((id(d), c) for d, c in parts), h, size)
+        kernel = self._weights_cache.get(key)
+        if kernel is None:
             kernel = np.array([1.0])
-            for dist in parts:
-                extent = self._upper(dist, PMF_EPS) - self._lower(dist)
-                n = int(min(size, math.ceil(extent / h) + 2))
-                w = hat_weights(dist, self._lower(dist), h, max(n, 1))
+            for dist, scale in parts:
+                n = int(min(size, math.ceil(self._extent([(dist, scale)], PMF_EPS) / h) + 2))
+                w = hat_weights(dist, scale * self._quantile(dist, 0.0), h, max(n, 1), scale)
                 kernel = np.convolve(kernel, w)[:size] if kernel.size > 1 else w
-            if len(self._weights_cache) > 256:
-                self._weights_cache.clear()
-            self._weights_cache[key] = kernel
-        return self._weights_cache[key]
+            self._remember(key, kernel)
+        return kernel
 
     # -- strategies as order statistics ----------------------------------------------------------------
     def _edge_job(self, edge: int, positions: tuple[int, ...], tolerated: int) -> _EdgeJob:
@@ -445,7 +567,7 @@ class Evaluator:
             ordered = sorted(types.items())
             job = _EdgeJob(int(self.edge_type[edge]), tuple((t, shift) for t, _ in ordered),
                            tuple(c for _, c in ordered), int(tolerated))
-            if len(self._job_cache) > 100_000:
+            if len(self._job_cache) > 200_000:
                 self._job_cache.clear()
             self._job_cache[key] = job
         return job
@@ -491,104 +613,211 @@ class Evaluator:
             for p in positions:
                 slots[(int(self.worker_type[offset + p]), shift)] += 1
         ordered = sorted(slots.items())
+        if int(strategy.s) >= sum(c for _, c in ordered):
+            raise ValueError(f"s={strategy.s} but only {sum(c for _, c in ordered)} workers participate")
         job = _EdgeJob(-1, tuple(k for k, _ in ordered), tuple(c for _, c in ordered), int(strategy.s))
         return _Plan(float(strategy.load), [job], ((0, 1),), 0)
 
     # -- support bounds --------------------------------------------------------------------------------
-    def _job_bounds(self, job: _EdgeJob, load: float, eps: float) -> tuple[float, float]:
-        """Lower end of the job's arrival time and an upper value exceeded with probability <= #nodes*eps."""
-        lows, highs = [], []
-        for (t, offset), count in zip(job.rows, job.counts):
-            x = self.type_compute[t]
-            low = load * self.type_compute_lower[t] + self.type_shift[t] + offset
-            high = (load * self._upper(x, eps) + self.type_shift[t] + offset
-                    + self._random_upper(self.type_random[t], eps))
-            lows += [low] * count
-            highs += [high] * count
-        k = len(lows) - job.tolerated
-        lows.sort()
-        highs.sort()
-        high = highs[-1] if self.model.worker_failure > 0 else highs[k - 1]
-        if job.edge_type >= 0:
-            high += self._random_upper(self.edge_random[job.edge_type], eps)
-        return lows[k - 1], high
+    def _type_quantiles(self, q: float) -> tuple[np.ndarray, np.ndarray]:
+        """Per worker type: the compute quantile at ``q`` and the sum of the other components' quantiles."""
+        key = ("types", q)
+        if key not in self._weights_cache:
+            self._weights_cache[key] = (np.array([self._quantile(t[0], q) for t in self.types]),
+                                        np.array([sum(self._quantile(d, q) for d in t[1:]) for t in self.types]))
+        return self._weights_cache[key]
 
-    def bounds(self, plan: _Plan, eps: float) -> tuple[float, float]:
-        """``(t_low, t_high)``: ``T >= t_low`` always; ``P(t_high < T < ∞) <= (#nodes) eps``."""
-        lows, highs = [], []
+    def _row_quantile(self, row: tuple[int, float], load: float, q: float) -> float:
+        """A value that worker row ``(type, offset)`` is below with probability ``>= q`` (``q`` near 1) or
+        above with probability ``>= 1 - q`` (``q`` near 0): the sum of its components' quantiles."""
+        t, offset = row
+        compute, others = self._type_quantiles(q)
+        return float(load * compute[t] + others[t] + offset)
+
+    def _job_bounds(self, job: _EdgeJob, load: float, eps_low: float, eps_high: Sequence[float]
+                    ) -> np.ndarray:
+        """``[low, high_1, ...]``: the job's arrival is ``>= low`` except with probability <= (#nodes)
+        eps_low, and ``<= high_i`` except with probability <= (#nodes) eps_high[i] (union bounds)."""
+        k = sum(job.counts) - job.tolerated
+        out = []
+        for q in (eps_low, *(1.0 - e for e in eps_high)):
+            values = np.repeat([self._row_quantile(row, load, q) for row in job.rows], job.counts)
+            values.sort()
+            if q > 0.5 and self.model.worker_failure > 0:
+                value = values[-1]
+            else:
+                value = values[k - 1]
+            if job.edge_type >= 0:
+                parts = self.edge_random[job.edge_type]
+                value += sum(self._quantile(d, q) - self._quantile(d, 0.0) for d in parts)
+            out.append(value)
+        return np.array(out)
+
+    def bounds(self, plan: _Plan, eps_low: float, eps_high: Sequence[float],
+               cache: dict | None = None) -> np.ndarray:
+        """``[low, high_1, ...]`` for ``T``: ``P(T < low) <= (#nodes) eps_low`` and
+        ``P(high_i < T < ∞) <= (#nodes) eps_high[i]``."""
+        rows = []
         for j, count in plan.master:
-            low, high = self._job_bounds(plan.jobs[j], plan.load, eps)
-            lows += [low] * count
-            highs += [high] * count
-        k = len(lows) - plan.master_tolerated
-        lows.sort()
-        highs.sort()
-        high = highs[-1] if self.model.edge_failure > 0 else highs[k - 1]
-        return lows[k - 1], max(high, lows[k - 1])
+            key = (plan.jobs[j], plan.load)
+            if cache is not None and key in cache:
+                b = cache[key]
+            else:
+                b = self._job_bounds(plan.jobs[j], plan.load, eps_low, eps_high)
+                if cache is not None:
+                    cache[key] = b
+            rows += [b] * count
+        values = np.sort(np.array(rows), axis=0)
+        k = len(rows) - plan.master_tolerated
+        out = values[k - 1].copy()
+        if self.model.edge_failure > 0:
+            out[1:] = values[-1, 1:]
+        out[1:] = np.maximum.accumulate(np.maximum(out[1:], out[0]))
+        return out
 
     # -- the computation on a grid ---------------------------------------------------------------------
     def _worker_rows(self, load: float, rows: Sequence[tuple[int, float]], first: float, h: float,
                      length: int) -> np.ndarray:
         """CDFs of the workers' delivery times ``C = load X + Y + U`` for each ``(type, offset)`` row at
         the points ``first - offset + h * arange(length)``; shape ``(len(rows), length + 1)``, the last
-        column being the value at ``t = ∞`` (``1 - p_worker``)."""
+        column being the value at ``t = ∞`` (``1 - p_worker``).
+
+        Of the random components the widest (central 80%) is evaluated exactly at the points, the others
+        are discretised by hat weights and convolved in, one batched convolution per component (the
+        interpolation error then comes from the smoothest CDF)."""
         out = np.empty((len(rows), length + 1))
         out[:, -1] = 1.0
-        groups: dict[tuple[Distribution, ...], list[int]] = {}
-        for r, (t, _) in enumerate(rows):
-            groups.setdefault(self.type_random[t], []).append(r)
-        for random_parts, members in groups.items():
-            types = np.array([rows[r][0] for r in members])
-            offsets = np.array([rows[r][1] for r in members])
-            base = first - offsets - self.type_shift[types]           # first evaluation point of X-part
-            extra = 0
-            if random_parts:
-                extent = self._random_upper(random_parts, PMF_EPS)
-                size = int(min(length, math.ceil(extent / h) + 2))
-                kernel = self._kernel(random_parts, h, size)
-                lowest = load * self.type_compute_lower[types]
-                need = np.ceil((base - lowest) / h).max()
-                extra = int(np.clip(need, 0, kernel.size - 1))
-            points = base[:, None] + h * (np.arange(length + extra) - extra)[None, :]
-            dists = [self.type_compute[t] for t in types]
-            values = _cdf_rows(dists, points / load)
-            if random_parts:
-                values = _convolve_rows(values, kernel[None, :], extra, length)
-            out[members, :length] = np.clip(values, 0.0, 1.0)
+        recipes = [self._recipe(t, load) for t, _ in rows]
+        sampled = [r[0] for r in recipes]
+        scales = np.array([r[1] for r in recipes])
+        shifts = np.array([r[2] + offset for r, (_, offset) in zip(recipes, rows)])
+        lows = np.array([r[3] for r in recipes])[:, None]
+        # the discretised components, grouped: (component index, rows, their parts)
+        stages: dict[int, list[int]] = {}
+        for r, recipe in enumerate(recipes):
+            for c in recipe[4]:
+                stages.setdefault(c, []).append(r)
+        kernels: dict[int, np.ndarray] = {}
+        total = np.ones(len(rows), dtype=np.int64)
+        for c, members in stages.items():
+            parts = [(self.types[rows[r][0]][c], load if c == 0 else 1.0) for r in members]
+            extent = max(self._extent([part], PMF_EPS) for part in {(id(d), k): (d, k) for d, k in parts}.values())
+            size = int(min(length, math.ceil(extent / h) + 2))
+            kernels[c] = self._kernel_rows(parts, h, size)
+            total[members] += size - 1
+        extra = int(np.clip(np.max(np.minimum(np.ceil((first - shifts) / h), total - 1)), 0, None))
+        # remainder of the sampled component at each point, nudged up a billionth of a step so that
+        # atoms sitting exactly on grid points are not lost to rounding
+        remainder = (first - shifts)[:, None] + h * (np.arange(length + extra) - extra + 1e-9)[None, :]
+        values = _cdf_rows(sampled, remainder / scales[:, None] + lows)
+        for c, members in stages.items():
+            kernel = kernels[c]
+            values[members] = _convolve_rows(values[members], kernel, 0, length + extra)
+        out[:, :length] = np.clip(values[:, extra:], 0.0, 1.0)
         if self.model.worker_failure > 0:
             out *= 1.0 - self.model.worker_failure
         return out
 
+    def _kernel_rows(self, parts: Sequence[Part], h: float, size: int) -> np.ndarray:
+        """Hat weights of each ``scale * dist`` remainder in ``parts``: one row each, or a single row when
+        all parts are the same. Location-scale families are discretised in one vectorised call."""
+        unique = {(id(d), c): (d, c) for d, c in parts}
+        if len(unique) == 1:
+            dist, scale = parts[0]
+            return self._kernel(((dist, scale),), h, size)[None, :]
+        out = np.empty((len(parts), size))
+        index = {key: i for i, key in enumerate(unique)}
+        table = np.empty((len(unique), size))
+        families: dict[tuple, list[int]] = {}
+        items = list(unique.values())
+        for i, (dist, scale) in enumerate(items):
+            key = ("ls", dist.family, dist.shape) if isinstance(dist, LocationScale) else ("d", i)
+            families.setdefault(key, []).append(i)
+        offsets = np.arange(-1, size + 1) * h
+        for key, members in families.items():
+            if key[0] == "ls":
+                dists = [items[i][0] for i in members]
+                scale = np.array([items[i][1] for i in members])[:, None]
+                loc = np.array([d.loc for d in dists])[:, None]
+                width = np.array([d.scale for d in dists])[:, None]
+                low = np.array([self._quantile(d, 0.0) for d in dists])[:, None]
+                try:
+                    z = ((offsets[None, :] / scale + low) - loc) / width
+                    integral = scale * width * _standard_integrated_cdf(key[1], key[2], z)
+                    table[members] = np.maximum(np.diff(integral, 2, axis=1) / h, 0.0)
+                    continue
+                except KeyError:
+                    pass
+            for i in members:
+                table[i] = self._kernel((items[i],), h, size)[:size]
+        for r, (dist, scale) in enumerate(parts):
+            out[r] = table[index[(id(dist), scale)]]
+        return out
+
+    def _recipe(self, t: int, load: float) -> tuple[Distribution, float, float, float, tuple[int, ...]]:
+        """How worker type ``t`` is computed at ``load``: ``(sampled distribution, its scale, total shift
+        (s), lower end of the sampled distribution, indices (0 compute, 1 overhead, 2 uplink) of the
+        discretised components)``."""
+        key = ("recipe", t, load)
+        recipe = self._weights_cache.get(key)
+        if recipe is None:
+            components = self.types[t]
+            random = [c for c in range(3) if not components[c].is_constant]
+            if random:
+                widest = max(random, key=lambda c: (load if c == 0 else 1.0) * self._spread(components[c]))
+            else:
+                widest = 0
+            dist = components[widest]
+            shift = load * self.type_compute_lower[t] + self.type_shift[t]
+            recipe = (dist, load if widest == 0 else 1.0, float(shift), self._quantile(dist, 0.0),
+                      tuple(c for c in random if c != widest))
+            self._remember(key, recipe)
+        return recipe
+
     def _jobs_on_grid(self, load: float, lattice: Lattice, jobs: Sequence[_EdgeJob]) -> np.ndarray:
-        """CDF of each job's arrival time at the master on ``lattice`` (plus ``t = ∞``): ``(len(jobs), n+1)``."""
-        n, h = lattice.points, lattice.step
+        """CDF of each job's arrival time at the master on ``lattice`` (plus ``t = ∞``): ``(len(jobs), n+1)``.
+
+        Jobs are processed in blocks (bounded temporary memory); within a block the distinct worker
+        rows are computed once, the order statistics in one vectorised DP and the link delays in one
+        batched convolution (one kernel per job)."""
+        n = lattice.points
         result = np.empty((len(jobs), n + 1))
-        # jobs with the same link delay share a kernel; blocks bound the temporary arrays
-        order = sorted(range(len(jobs)), key=lambda j: (jobs[j].edge_type, len(jobs[j].rows)))
-        start = 0
-        while start < len(order):
-            stop, width = start, 0
-            edge_type = jobs[order[start]].edge_type
-            while stop < len(order) and jobs[order[stop]].edge_type == edge_type:
-                width = max(width, len(jobs[order[stop]].rows))
-                if (stop - start + 1) * width * 2 * n > BLOCK_ELEMENTS and stop > start:
-                    break
-                stop += 1
-            block = [jobs[j] for j in order[start:stop]]
-            result[order[start:stop]] = self._job_block(load, lattice, block, edge_type)
-            start = stop
+        linked = [job.edge_type >= 0 and bool(self.edge_random[job.edge_type]) for job in jobs]
+        for flag in (True, False):
+            members = sorted((j for j in range(len(jobs)) if linked[j] == flag), key=lambda j: len(jobs[j].rows))
+            start = 0
+            while start < len(members):
+                stop, width = start, 0
+                while stop < len(members):
+                    width = max(width, len(jobs[members[stop]].rows))
+                    if (stop - start + 1) * width * 2 * n > BLOCK_ELEMENTS and stop > start:
+                        break
+                    stop += 1
+                block = members[start:stop]
+                result[block] = self._job_block(load, lattice, [jobs[j] for j in block])
+                start = stop
         return result
 
-    def _job_block(self, load: float, lattice: Lattice, block: Sequence[_EdgeJob], edge_type: int) -> np.ndarray:
+    def _job_block(self, load: float, lattice: Lattice, block: Sequence[_EdgeJob]) -> np.ndarray:
         n, h = lattice.points, lattice.step
-        random_parts = self.edge_random[edge_type] if edge_type >= 0 else ()
-        extra, kernel = 0, None
-        if random_parts:
-            extent = self._random_upper(random_parts, PMF_EPS)
-            kernel = self._kernel(random_parts, h, int(min(n, math.ceil(extent / h) + 2)))
-            lowest = min(load * self.type_compute_lower[t] + self.type_shift[t] + offset
-                         for job in block for t, offset in job.rows)
-            extra = int(np.clip(math.ceil((lattice.start - lowest) / h), 0, kernel.size - 1))
+        # link delays: component 0 (process P) and 1 (uplink V), each discretised and convolved in turn
+        stages: dict[int, list[int]] = {}
+        for b, job in enumerate(block):
+            if job.edge_type >= 0:
+                process, uplink, _ = self.edge_types[job.edge_type]
+                for c, dist in enumerate((process, uplink)):
+                    if not dist.is_constant:
+                        stages.setdefault(c, []).append(b)
+        kernels: dict[int, np.ndarray] = {}
+        total = np.ones(len(block), dtype=np.int64)
+        for c, members in stages.items():
+            parts = [(self.edge_types[block[b].edge_type][c], 1.0) for b in members]
+            extent = max(self._extent([part], PMF_EPS) for part in {id(d): (d, k) for d, k in parts}.values())
+            size = int(min(n, math.ceil(extent / h) + 2))
+            kernels[c] = self._kernel_rows(parts, h, size)
+            total[members] += size - 1
+        lowest = np.array([min(self._row_quantile(row, load, 0.0) for row in job.rows) for job in block])
+        extra = int(np.clip(np.max(np.minimum(np.ceil((lattice.start - lowest) / h), total - 1)), 0, None))
         length = n + extra
         unique: dict[tuple[int, float], int] = {}
         for job in block:
@@ -605,14 +834,14 @@ class Evaluator:
             counts[b, : len(job.rows)] = job.counts
         tolerated = np.array([job.tolerated for job in block])
         edge_cdf = order_statistic_cdf(cdf[index], counts, tolerated)
+        for c, members in stages.items():
+            edge_cdf[members, :length] = _convolve_rows(edge_cdf[members, :length], kernels[c], 0, length)
         out = np.empty((len(block), n + 1))
         out[:, -1] = edge_cdf[:, -1]
-        if kernel is not None:
-            out[:, :n] = np.clip(_convolve_rows(edge_cdf[:, :length], kernel[None, :], extra, n), 0.0, 1.0)
-        else:
-            out[:, :n] = edge_cdf[:, extra: extra + n]
-        if edge_type >= 0 and self.model.edge_failure > 0:
-            out *= 1.0 - self.model.edge_failure
+        out[:, :n] = np.clip(edge_cdf[:, extra: extra + n], 0.0, 1.0)
+        failing = np.array([job.edge_type >= 0 for job in block])
+        if self.model.edge_failure > 0 and failing.any():
+            out[failing] *= 1.0 - self.model.edge_failure
         return out
 
     def _master_on_grid(self, job_cdfs: np.ndarray, masters: Sequence[tuple[tuple[tuple[int, int], ...], int]]
@@ -634,7 +863,7 @@ class Evaluator:
             out[start: start + len(chunk)] = order_statistic_cdf(padded[index], counts, tolerated)
         return out
 
-    def _plans_on_grid(self, plans: Sequence[_Plan], lattice: Lattice) -> np.ndarray:
+    def _plans_on_lattice(self, plans: Sequence[_Plan], lattice: Lattice) -> np.ndarray:
         """CDF of ``T`` (plus ``t = ∞``) of plans that share one load, on ``lattice``: ``(len(plans), n+1)``."""
         load = plans[0].load
         unique: dict[_EdgeJob, int] = {}
@@ -645,24 +874,40 @@ class Evaluator:
         job_cdfs = self._jobs_on_grid(load, lattice, list(unique))
         return self._master_on_grid(job_cdfs, masters)
 
-    @staticmethod
-    def _moments(cdf: np.ndarray, lattice: Lattice) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(E[T | decoded], P(decoded), survival at the grid end)`` for rows of CDFs with a ∞ column."""
-        decoded = cdf[:, -1]
+    def _plans_on_grid(self, plans: Sequence[_Plan], grid: Grid, points: int | None = None
+                       ) -> tuple[list[np.ndarray], list[Lattice]]:
+        lattices = grid.lattices(points)
+        return [self._plans_on_lattice(plans, lattice) for lattice in lattices], lattices
+
+    def grid_for(self, plans: Sequence[_Plan], points: int, eps: float) -> Grid:
+        """A nested grid for plans that share one load.
+
+        Union bounds over per-node ``eps`` and ``1 - eps`` quantiles give a range that surely holds ``T``
+        (but can be far too long: the ``k``-th smallest of many nodes sits well below every node's high
+        quantile); a coarse pass on that range then finds where the survival of ``T`` falls below each
+        of ``LEVEL_TAILS``, and those points become the ends of the levels."""
+        cache: dict = {}
+        bounds = np.array([self.bounds(plan, eps, (eps,), cache) for plan in plans])
+        low, high = float(bounds[:, 0].min()), float(bounds[:, 1].max())
+        coarse = Lattice.spanning(low, high, COARSE_POINTS)
+        cdf = self._plans_on_lattice(plans, coarse)
+        decoded = cdf[:, -1:]
         with np.errstate(invalid="ignore", divide="ignore"):
-            survival = np.clip(1.0 - cdf[:, :-1] / decoded[:, None], 0.0, 1.0)
-        integral = lattice.step * (survival.sum(axis=1) - 0.5 * (survival[:, 0] + survival[:, -1]))
-        mean = np.where(decoded > 0, lattice.start + integral, np.nan)
-        return mean, decoded, survival[:, -1]
+            survival = np.where(decoded > 0, 1.0 - cdf[:, :-1] / decoded, 0.0).max(axis=0)
+        ends = []
+        for level in LEVEL_TAILS:
+            below = np.nonzero(survival <= level)[0]
+            ends.append(high if below.size == 0 else coarse.start + coarse.step * min(below[0] + 1, coarse.points - 1))
+        return Grid.build(low, ends, points)
 
     # -- public API ------------------------------------------------------------------------------------
-    def expected_times(self, strategies: Sequence[Strategy], *, points: int = SEARCH_POINTS,
-                       eps: float = SEARCH_EPS) -> tuple[np.ndarray, np.ndarray]:
+    def expected_times(self, strategies: Sequence[Strategy], *, points: int = SEARCH_POINTS
+                       ) -> tuple[np.ndarray, np.ndarray]:
         """``(E[T | decoded], P(decoded))`` of many strategies on fixed-size grids (fast; for searches).
 
-        Strategies with the same load share one grid spanning all their supports, and their common edge
-        order statistics are computed once. Accuracy is typically ~1e-4 relative; use :meth:`evaluate`
-        for a value with a measured error.
+        Strategies with the same load and a similar support share one grid, and their common edge order
+        statistics are computed once. Accuracy is typically 1e-4 relative; use :meth:`evaluate` for a
+        value with a measured error.
         """
         plans = [self.plan(st) for st in strategies]
         means = np.full(len(plans), np.nan)
@@ -670,61 +915,67 @@ class Evaluator:
         by_load: dict[float, list[int]] = {}
         for i, plan in enumerate(plans):
             by_load.setdefault(plan.load, []).append(i)
+        cache: dict = {}
         for members in by_load.values():
-            bounds = np.array([self.bounds(plans[i], eps) for i in members])
-            lattice = Lattice.spanning(bounds[:, 0].min(), bounds[:, 1].max(), points)
-            cdf = self._plans_on_grid([plans[i] for i in members], lattice)
-            m, d, _ = self._moments(cdf, lattice)
-            means[members] = m
-            decoded[members] = d
+            bounds = np.array([self.bounds(plans[i], SEARCH_EPS, (1e-3,), cache) for i in members])
+            # candidates whose bodies differ by more than LEVEL_RATIO get their own grids
+            body = bounds[:, 1] - bounds[:, 0]
+            order = np.argsort(body, kind="stable")
+            groups, current = [], [order[0]]
+            for i in order[1:]:
+                if body[i] > LEVEL_RATIO * max(body[current[0]], 1e-300):
+                    groups.append(current)
+                    current = [i]
+                else:
+                    current.append(i)
+            groups.append(current)
+            for group in groups:
+                group_plans = [plans[members[i]] for i in group]
+                grid = self.grid_for(group_plans, points, SEARCH_EPS)
+                cdfs, lattices = self._plans_on_grid(group_plans, grid)
+                m, d, _ = _integrate(cdfs, lattices, grid.segments(lattices))
+                index = [members[i] for i in group]
+                means[index] = m
+                decoded[index] = d
         return means, decoded
 
-    def cdf_on(self, strategy: Strategy, lattice: Lattice) -> np.ndarray:
-        """``P(T <= t)`` at ``lattice.times`` followed by ``P(T < ∞)``."""
-        return self._plans_on_grid([self.plan(strategy)], lattice)[0]
-
-    def evaluate(self, strategy: Strategy, *, rtol: float = 1e-4, min_points: int = 2048,
+    def evaluate(self, strategy: Strategy, *, rtol: float = 1e-4, min_points: int = 1025,
                  max_points: int = 1 << 18) -> Evaluation:
-        """``E[T]`` and the CDF of ``T`` for ``strategy``, refining the grid until ``E[T]`` changes by less
-        than ``rtol`` (relative) between two successive halvings of the step.
+        """``E[T]`` and the CDF of ``T`` for ``strategy``, halving the grid step until ``E[T]`` changes by
+        less than ``rtol`` (relative) between two successive grids.
 
-        The upper end of the grid starts at the order statistics of per-node ``1 - 1e-11`` quantiles and
-        is cut where ``T``'s own survival falls below ``1e-12``. ``converged`` is False if
-        ``max_points`` was reached first.
+        The grid (see :meth:`grid_for`) spans ``T``'s support up to a survival of ``1e-13``, with finer
+        nested levels over the body when the tail is long. ``converged`` is False if ``max_points`` (per
+        level) was reached first.
         """
         plan = self.plan(strategy)
-        low, high = self.bounds(plan, ACCURATE_EPS)
-        points = int(min_points)
-        lattice = Lattice.spanning(low, high, points)
-        cdf = self._plans_on_grid([plan], lattice)
-        for _ in range(3):  # narrow the range to where T actually lives
-            decoded = cdf[0, -1]
-            if decoded <= 0:
-                break
-            survival = 1.0 - cdf[0, :-1] / decoded
-            beyond = np.nonzero(survival <= TAIL_TOL)[0]
-            if beyond.size == 0 or beyond[0] >= 0.6 * (points - 1):
-                break
-            high = lattice.start + lattice.step * min(points - 1, beyond[0] + 2)
-            lattice = Lattice.spanning(low, high, points)
-            cdf = self._plans_on_grid([plan], lattice)
-        mean, decoded, tail = (v[0] for v in self._moments(cdf, lattice))
-        if not decoded > 0:
-            return Evaluation(strategy, math.nan, 0.0, lattice.times, cdf[0, :-1], math.nan, points, False)
-        converged, error = False, math.inf
-        while points * 2 <= max_points:
-            points = 2 * (points - 1) + 1           # halves the step on the same range
-            fine = Lattice.spanning(low, lattice.end, points)
-            fine_cdf = self._plans_on_grid([plan], fine)
-            fine_mean, decoded, tail = (v[0] for v in self._moments(fine_cdf, fine))
-            error = abs(fine_mean - mean)
-            lattice, cdf, mean = fine, fine_cdf, fine_mean
-            if error <= rtol * abs(mean) or lattice.step <= 1e-12 * max(1.0, abs(mean)):
+        base = int(min_points)
+        grid = self.grid_for([plan], base, ACCURATE_EPS)
+        cdfs, lattices = self._plans_on_grid([plan], grid, base)
+        mean, decoded, tail = (float(v[0]) for v in _integrate(cdfs, lattices, grid.segments(lattices)))
+        points, converged, error = base, False, math.inf
+        while decoded > 0 and (points - 1) * 2 + 1 <= max_points:
+            points = (points - 1) * 2 + 1
+            cdfs, lattices = self._plans_on_grid([plan], grid, points)
+            fine_mean, decoded, tail = (float(v[0]) for v in _integrate(cdfs, lattices, grid.segments(lattices)))
+            error, mean = abs(fine_mean - mean), fine_mean
+            if error <= rtol * abs(mean) or lattices[0].step <= 1e-12 * max(1.0, abs(mean)):
                 converged = True
                 break
-        truncation = float(tail) * (lattice.end - lattice.start)
-        return Evaluation(strategy, float(mean), float(decoded), lattice.times, cdf[0, :-1],
-                          float(error + truncation), points, converged)
+        segments = grid.segments(lattices)
+        times = np.concatenate([lat.times[seg] for lat, seg in zip(lattices, segments)])
+        values = np.concatenate([cdf[0, :-1][seg] for cdf, seg in zip(cdfs, segments)])
+        if not decoded > 0:
+            return Evaluation(strategy, math.nan, 0.0, times, values, math.nan, points, False)
+        truncation = tail * (lattices[-1].end - lattices[-1].start)
+        return Evaluation(strategy, mean, decoded, times, values, error + truncation,
+                          points * len(lattices), converged)
+
+    def cdf(self, strategy: Strategy, times: np.ndarray, *, points: int = 4097) -> np.ndarray:
+        """``P(T <= t)`` at arbitrary ``times`` (seconds), by linear interpolation on an accurate grid."""
+        result = self.evaluate(strategy, min_points=points, max_points=points)
+        return np.interp(np.asarray(times, dtype=float), result.times, result.cdf, left=0.0,
+                         right=result.decode_probability)
 
 
 def evaluate(model: TimingModel, strategy: Strategy, *, rtol: float = 1e-4) -> Evaluation:
@@ -735,4 +986,3 @@ def evaluate(model: TimingModel, strategy: Strategy, *, rtol: float = 1e-4) -> E
 def expected_time(model: TimingModel, strategy: Strategy, *, rtol: float = 1e-4) -> float:
     """``E[T | decoded]`` in seconds (see :meth:`Evaluator.evaluate`)."""
     return evaluate(model, strategy, rtol=rtol).expected_time
-
