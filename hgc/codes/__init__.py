@@ -25,7 +25,7 @@ Example::
 from hgc.codes.constructions import (CONSTRUCTIONS, LayerCode, atoms, build_layer, chebyshev_points, equispaced_points,
                                      fractional_repetition_coefficients, gaussian_coefficients,
                                      null_space_coefficients, polynomial_coefficients, straggler_patterns)
-from hgc.codes.decoding import DEFAULT_RTOL, Decoding, condition_numbers, decode_layer
+from hgc.codes.decoding import DEFAULT_RTOL, Decoding, condition_numbers, decode_layer, min_norm_weights
 from hgc.codes.hierarchical import (FlatCode, GradientCode, HierarchicalCode, build_code, edge_mask,
                                     worker_mask)
 from hgc.codes.placement import (PLACEMENTS, ArcPlacement, HierarchicalPlacement, admissible_hgc, check_hgc,
@@ -38,7 +38,7 @@ __all__ = [
     "ArcPlacement", "Decoding", "FlatCode", "GradientCode", "HierarchicalCode", "HierarchicalPlacement",
     "LayerCode",
     "admissible_hgc", "atoms", "build_code", "build_layer", "chebyshev_points", "check_hgc", "equispaced_points",
-    "condition_numbers", "cyclic_placement", "decode_layer", "edge_mask", "flat_placement", "fractional_repetition_coefficients",
+    "condition_numbers", "cyclic_placement", "decode_layer", "min_norm_weights", "edge_mask", "flat_placement", "fractional_repetition_coefficients",
     "fractional_repetition_placement", "gaussian_coefficients", "hgc_reachable", "hierarchical_placement",
     "make_placement", "max_edge_tolerance", "null_space_coefficients", "polynomial_coefficients",
     "proportional_cyclic_placement", "smallest_partitions", "straggler_patterns", "worker_load", "worker_mask",

@@ -121,7 +121,11 @@ def layer_placement(kind: str, weights: Sequence[int], s: int, n_partitions: int
                           f"placement of {n} nodes with s={s}, got {K}", "data.partitions")
     if kind == "proportional":
         lengths = tuple(K * (s + 1) * w // total for w in weights)
-        starts = tuple(int(x) % K for x in np.concatenate([[0], np.cumsum(lengths[:-1], dtype=np.int64)]))
+        starts, position = [], 0
+        for length in lengths:
+            starts.append(position % K)
+            position += length
+        starts = tuple(starts)
     elif kind == "cyclic":
         unit = K // n
         lengths = (unit * (s + 1),) * n
@@ -276,8 +280,7 @@ class HierarchicalPlacement:
 
     def load(self) -> Fraction:
         """Each worker's fraction of the data (the same for all workers; exact)."""
-        loads = {Fraction(self.inner[i].lengths[j], self.n_partitions)
-                 for i, m in enumerate(self.workers) for j in range(m)}
+        loads = {Fraction(length, self.n_partitions) for inner in self.inner for length in set(inner.lengths)}
         assert len(loads) == 1, f"unequal worker loads {loads}"  # guaranteed by construction
         return loads.pop()
 
@@ -326,7 +329,11 @@ def hierarchical_placement(workers: Sequence[int], s_e: int, s_w: int, n_partiti
         raise ConfigError(f"K={K} partitions do not split evenly for hgc with s_e={s_e}, s_w={s_w} on "
                           f"workers {list(workers)}: K must be a multiple of {K_min}", "data.partitions")
     edge = layer_placement(edge_placement, workers, s_e, K)
-    inner = tuple(layer_placement(worker_placement, [1] * m, s_w, edge.lengths[i]) for i, m in enumerate(workers))
+    cache: dict[tuple[int, int], ArcPlacement] = {}          # equal edges share one (immutable) inner placement
+    for m, length in zip(workers, edge.lengths):
+        if (m, length) not in cache:
+            cache[m, length] = layer_placement(worker_placement, [1] * m, s_w, length)
+    inner = tuple(cache[m, length] for m, length in zip(workers, edge.lengths))
     return HierarchicalPlacement(workers, s_e, s_w, edge, inner)
 
 
