@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from itertools import combinations
 from math import comb, prod
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -28,6 +28,10 @@ from hgc.codes import (DEFAULT_RTOL, GradientCode, HierarchicalCode, admissible_
                        straggler_patterns)
 from hgc.errors import ConfigError
 from hgc.rng import Stream, stream
+
+if TYPE_CHECKING:
+    from hgc.config import ExperimentConfig
+    from hgc.schemes import SchemeSpec
 
 DEFAULT_PATTERNS = 100_000
 GRADIENT_DIM = 8          # length of the random partial gradients used for checking
@@ -203,7 +207,7 @@ def _special_case(s_e: int, s_w: int) -> str:
     return ""
 
 
-def expand_scheme(spec, workers: tuple[int, ...]) -> list[tuple[dict, str]]:
+def expand_scheme(spec: SchemeSpec, workers: tuple[int, ...]) -> list[tuple[dict, str]]:
     """The concrete codes to verify for one scheme spec: ``[(build_code kwargs, note), ...]``.
 
     ``auto`` tolerances expand to every admissible value. ``hgc_jncss`` expands to nothing (its nodes and
@@ -229,7 +233,7 @@ def expand_scheme(spec, workers: tuple[int, ...]) -> list[tuple[dict, str]]:
     return []
 
 
-def verify_config(config, *, max_patterns: int = DEFAULT_PATTERNS, out_dir: Path | None = None,
+def verify_config(config: ExperimentConfig, *, max_patterns: int = DEFAULT_PATTERNS, out_dir: Path | None = None,
                   tol: float = DEFAULT_RTOL, progress: Callable[[str], None] | None = None) -> pd.DataFrame:
     """Build and check every coded scheme of ``config`` (an :class:`hgc.config.ExperimentConfig`).
 
