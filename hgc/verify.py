@@ -10,7 +10,8 @@ straggling edges and exactly ``s_w`` straggling workers in every other edge for 
 stragglers only add responders, which never turns a decodable set undecodable.
 
 :func:`verify_config` does this for every coded scheme of a config (every admissible value of an
-``auto`` tolerance) and writes ``verify.csv`` (SPEC §6: ``hgc verify CONFIG``).
+``auto`` tolerance; for ``hgc_jncss`` the code of the JNCSS choice on its participating nodes) and
+writes ``verify.csv`` (SPEC §6: ``hgc verify CONFIG``).
 """
 
 from __future__ import annotations
@@ -210,8 +211,8 @@ def _special_case(s_e: int, s_w: int) -> str:
 def expand_scheme(spec: SchemeSpec, workers: tuple[int, ...]) -> list[tuple[dict, str]]:
     """The concrete codes to verify for one scheme spec: ``[(build_code kwargs, note), ...]``.
 
-    ``auto`` tolerances expand to every admissible value. ``hgc_jncss`` expands to nothing (its nodes and
-    tolerances are chosen at run time; every ``(s_e, s_w)`` it can pick is covered by ``hgc`` with ``auto``).
+    ``auto`` tolerances expand to every admissible value. ``hgc_jncss`` expands to nothing here (its nodes
+    and tolerances come from the optimizer; see :func:`verify_config`).
     """
     auto = "auto"
     if spec.kind == "uncoded":
@@ -233,6 +234,20 @@ def expand_scheme(spec: SchemeSpec, workers: tuple[int, ...]) -> list[tuple[dict
     return []
 
 
+def _jncss_code(config: ExperimentConfig) -> tuple[dict, str, tuple[int, ...]] | None:
+    """``(build_code kwargs, note, participating worker counts)`` of the JNCSS choice (greedy, as
+    ``hgc simulate`` runs it), or ``None`` when :mod:`hgc.optimize` is not available."""
+    try:
+        from hgc.optimize import select_jncss
+    except ImportError:
+        return None
+    strategy = select_jncss(config.timing, method="greedy").strategy
+    counts = tuple(len(w) for w in strategy.workers)
+    note = (f"JNCSS (greedy) chose edges {list(strategy.edges)} with {list(counts)} workers; "
+            "the code is built on the participating nodes")
+    return {"kind": "hgc", "s_e": strategy.s_e, "s_w": strategy.s_w}, note, counts
+
+
 def verify_config(config: ExperimentConfig, *, max_patterns: int = DEFAULT_PATTERNS, out_dir: Path | None = None,
                   tol: float = DEFAULT_RTOL, progress: Callable[[str], None] | None = None) -> pd.DataFrame:
     """Build and check every coded scheme of ``config`` (an :class:`hgc.config.ExperimentConfig`).
@@ -249,15 +264,19 @@ def verify_config(config: ExperimentConfig, *, max_patterns: int = DEFAULT_PATTE
     rows = []
     for j, spec in enumerate(config.schemes):
         if spec.kind == "hgc_jncss":
-            rows.append({"scheme": spec.kind, "note": "skipped: hgc_jncss chooses its nodes and (s_e, s_w) at "
-                         "run time; verify those codes with {scheme: hgc, s_e: auto, s_w: auto}"})
-            continue
-        for kwargs, note in expand_scheme(spec, workers):
-            row = {"scheme": kwargs["kind"], "s": kwargs.get("s"), "s_e": kwargs.get("s_e"),
-                   "s_w": kwargs.get("s_w")}
+            jncss = _jncss_code(config)
+            if jncss is None:
+                rows.append({"scheme": spec.kind, "note": "skipped: the JNCSS optimizer (hgc.optimize) is not "
+                             "available; verify its codes with {scheme: hgc, s_e: auto, s_w: auto}"})
+                continue
+            expanded, participating = [jncss[:2]], jncss[2]
+        else:
+            expanded, participating = expand_scheme(spec, workers), workers
+        for kwargs, note in expanded:
+            row = {"scheme": spec.kind, "s": kwargs.get("s"), "s_e": kwargs.get("s_e"), "s_w": kwargs.get("s_w")}
             try:
-                code = build_code(workers=workers, partitions=K, rng=stream(config.seed, Stream.CODES), rtol=tol,
-                                  **kwargs)
+                code = build_code(workers=participating, partitions=K, rng=stream(config.seed, Stream.CODES),
+                                  rtol=tol, **kwargs)
             except ConfigError as err:
                 if spec.is_auto:
                     rows.append({**row, "note": f"skipped: {err.message}"})
