@@ -290,7 +290,8 @@ def verify_config(config: ExperimentConfig, *, max_patterns: int = DEFAULT_PATTE
                          "undecodable": check.undecodable, "failures": check.failures, "note": note})
             if progress is not None:
                 tol_text = ", ".join(f"{k}={row[k]}" for k in ("s", "s_e", "s_w") if row[k] is not None)
-                progress(f"{row['scheme']}({tol_text}): {check.patterns} patterns, {check.failures} failures")
+                label = f"{row['scheme']}({tol_text})" if tol_text else row["scheme"]
+                progress(f"{label}: {check.patterns} patterns, {check.failures} failures")
     table = pd.DataFrame(rows, columns=VERIFY_COLUMNS)
     for column in ("s", "s_e", "s_w", "K", "patterns", "undecodable", "failures"):
         table[column] = table[column].astype("Int64")
