@@ -160,7 +160,7 @@ def _check_reachable(topology: Topology, s_e: int, s_w: int, key: str) -> None:
     try:
         worker_load("hgc", topology.workers, s_e=s_e, s_w=s_w)
     except ConfigError as err:
-        raise ConfigError(err.message, key) from None
+        raise type(err)(err.message, key) from None
 
 
 def parse_schemes(raw: Any, key: str, topology: Topology) -> tuple[SchemeSpec, ...]:
