@@ -166,31 +166,6 @@ def integrated_cdf(dist: Distribution, x: np.ndarray) -> np.ndarray:
     return np.interp(x, grid, cumulative, left=0.0)
 
 
-def _cdf_rows(dists: Sequence[Distribution], x: np.ndarray) -> np.ndarray:
-    """Row ``r`` of the result is ``dists[r]``'s CDF at ``x[r]``; rows of one location-scale family (any
-    location and scale) are evaluated in a single vectorised call."""
-    out = np.empty_like(x)
-    by_family: dict[tuple, list[int]] = {}
-    for r, dist in enumerate(dists):
-        key = ("ls", dist.family, dist.shape) if isinstance(dist, LocationScale) else ("d", dist)
-        by_family.setdefault(key, []).append(r)
-    for key, rows in by_family.items():
-        idx = np.asarray(rows)
-        if key[0] == "ls":
-            loc = np.array([dists[r].loc for r in rows])[:, None]
-            scale = np.array([dists[r].scale for r in rows])[:, None]
-            try:
-                out[idx] = _standard_cdf(key[1], key[2], (x[idx] - loc) / scale)
-                continue
-            except KeyError:
-                pass
-            for r in rows:
-                out[r] = cdf_values(dists[r], x[r])
-        else:
-            out[idx] = cdf_values(key[1], x[idx])
-    return out
-
-
 # ----------------------------------------------------------------------------------------------------
 # Discretising a random delay on the grid
 
@@ -470,13 +445,82 @@ class _Plan:
     master_tolerated: int
 
 
-Part = tuple[Distribution, float]
-"""A random delay component: ``scale * dist`` (``scale`` is the load for compute, 1 otherwise)."""
-
 LEVEL_TAILS = (1e-3, 1e-7, 1e-13)
 """Survival levels of ``T`` at which the nested grid levels end (the last one: the end of the grid)."""
-COARSE_POINTS = 257
+COARSE_POINTS = 129
 """Points of the coarse pass that locates ``T``'s body and tail before the real computation."""
+
+
+class _Components:
+    """Vectorisation helper: facts about a list of distributions (one per worker or edge type) as arrays.
+
+    ``code[i]`` numbers the location-scale family and shape of ``dists[i]`` (-1: another kind, handled one
+    distribution at a time); ``lower``/``spread``/``extent`` are the support's lower end, the width of
+    the central 80% and of ``[lower, 1 - PMF_EPS quantile]`` (seconds, 0 for constants)."""
+
+    def __init__(self, dists: Sequence[Distribution], quantile):
+        self.dists = list(dists)
+        k = len(self.dists)
+        self.random = np.array([not d.is_constant for d in self.dists], dtype=bool)
+        self.lower = np.array([quantile(d, 0.0) for d in self.dists])
+        self.spread = np.array([quantile(d, 0.9) - quantile(d, 0.1) if r else 0.0
+                                for d, r in zip(self.dists, self.random)])
+        self.extent = np.array([quantile(d, 1.0 - PMF_EPS) - lo if r else 0.0
+                                for d, r, lo in zip(self.dists, self.random, self.lower)])
+        families: dict[tuple, int] = {}
+        self.code = np.full(k, -1, dtype=np.intp)
+        self.loc = np.zeros(k)
+        self.scale = np.ones(k)
+        for i, d in enumerate(self.dists):
+            if isinstance(d, LocationScale) and d.family in _FAST_FAMILIES:
+                self.code[i] = families.setdefault((d.family, d.shape), len(families))
+                self.loc[i], self.scale[i] = d.loc, d.scale
+        self.families = list(families)
+        # identical distributions get the same number (one kernel row serves them all)
+        same: dict[Distribution, int] = {}
+        self.same = np.array([same.setdefault(d, len(same)) for d in self.dists], dtype=np.intp)
+
+    def cdf(self, index: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """Row ``r``: CDF of ``dists[index[r]]`` at ``x[r]``; one vectorised call per family."""
+        out = np.empty_like(x)
+        codes = self.code[index]
+        for code in np.unique(codes):
+            rows = np.nonzero(codes == code)[0]
+            if code >= 0:
+                family, shape = self.families[code]
+                which = index[rows]
+                out[rows] = _standard_cdf(family, shape, (x[rows] - self.loc[which, None]) / self.scale[which, None])
+            else:
+                for r in rows:
+                    out[r] = cdf_values(self.dists[index[r]], x[r])
+        return out
+
+    def kernels(self, index: np.ndarray, scales: np.ndarray, h: float, size: int) -> np.ndarray:
+        """Hat weights (see :func:`hat_weights`) of ``scales[r] * dists[index[r]]`` above its lower end,
+        one row each, or a single row when all rows are the same distribution and scale."""
+        if np.all(self.same[index] == self.same[index[0]]) and np.all(scales == scales[0]):
+            index, scales = index[:1], scales[:1]
+        offsets = np.arange(-1, size + 1) * h
+        out = np.empty((len(index), size))
+        codes = self.code[index]
+        for code in np.unique(codes):
+            rows = np.nonzero(codes == code)[0]
+            which = index[rows]
+            c = scales[rows, None]
+            if code >= 0:
+                family, shape = self.families[code]
+                width = self.scale[which, None]
+                z = (offsets[None, :] / c + self.lower[which, None] - self.loc[which, None]) / width
+                integral = c * width * _standard_integrated_cdf(family, shape, z)
+                out[rows] = np.maximum(np.diff(integral, 2, axis=1) / h, 0.0)
+            else:
+                for r in rows:
+                    d, scale = self.dists[index[r]], float(scales[r])
+                    out[r] = hat_weights(d, scale * self.lower[index[r]], h, size, scale)
+        return out
+
+
+_FAST_FAMILIES = ("expon", "uniform", "gamma", "lognorm", "weibull_min", "pareto")
 
 
 class Evaluator:
@@ -502,7 +546,6 @@ class Evaluator:
         self.type_compute = [t[0] for t in self.types]
         self.type_compute_lower = np.array([self._quantile(t[0], 0.0) for t in self.types])
         self.type_shift = np.array([sum(self._quantile(d, 0.0) for d in t[1:]) for t in self.types])
-        self.type_random = [tuple(d for d in t[1:] if not d.is_constant) for t in self.types]
         edge_types: dict[tuple[Distribution, Distribution, float], int] = {}
         self.edge_type = np.empty(topo.n_edges, dtype=np.intp)
         for i in range(topo.n_edges):
@@ -512,6 +555,12 @@ class Evaluator:
         self.edge_shift = np.array([k[2] + self._quantile(k[0], 0.0) + self._quantile(k[1], 0.0)
                                     for k in self.edge_types])
         self.edge_random = [tuple(d for d in k[:2] if not d.is_constant) for k in self.edge_types]
+        # vectorised per-type facts: worker components (compute, overhead, uplink), edge components
+        # (process, uplink)
+        self.worker_parts = [_Components([t[c] for t in self.types], self._quantile) for c in range(3)]
+        self.edge_parts = [_Components([k[c] for k in self.edge_types], self._quantile) for c in range(2)]
+        self.edge_beta = np.array([k[2] for k in self.edge_types])
+        self._job_arrays: dict[_EdgeJob, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     # -- per-distribution facts ---------------------------------------------------------------------
     def _quantile(self, dist: Distribution, q: float) -> float:
@@ -525,36 +574,6 @@ class Evaluator:
             self._quantile_cache[key] = value
             self._keep.append(dist)   # ids stay valid while the evaluator lives
         return value
-
-    def _remember(self, key: tuple, value: object) -> None:
-        """Cache ``value`` (grid-dependent entries are dropped wholesale when the cache grows large)."""
-        if len(self._weights_cache) > 20_000:
-            self._weights_cache = {k: v for k, v in self._weights_cache.items() if k[0] == "types"}
-        self._weights_cache[key] = value
-
-    def _spread(self, dist: Distribution) -> float:
-        """Width of the central 80% (seconds), 0 for a constant."""
-        if dist.is_constant:
-            return 0.0
-        return self._quantile(dist, 0.9) - self._quantile(dist, 0.1)
-
-
-    def _extent(self, parts: Sequence[Part], eps: float) -> float:
-        """Upper end (``1 - eps`` quantiles) of the sum of the random remainders of ``parts``."""
-        return sum(scale * (self._quantile(d, 1.0 - eps) - self._quantile(d, 0.0)) for d, scale in parts)
-
-    def _kernel(self, parts: tuple[Part, ...], h: float, size: int) -> np.ndarray:
-        """Hat weights of the sum of the random remainders of ``parts`` on the lattice of step ``h``."""
-        key = (tuple((id(d), c) for d, c in parts), h, size)
-        kernel = self._weights_cache.get(key)
-        if kernel is None:
-            kernel = np.array([1.0])
-            for dist, scale in parts:
-                n = int(min(size, math.ceil(self._extent([(dist, scale)], PMF_EPS) / h) + 2))
-                w = hat_weights(dist, scale * self._quantile(dist, 0.0), h, max(n, 1), scale)
-                kernel = np.convolve(kernel, w)[:size] if kernel.size > 1 else w
-            self._remember(key, kernel)
-        return kernel
 
     # -- strategies as order statistics ----------------------------------------------------------------
     def _edge_job(self, edge: int, positions: tuple[int, ...], tolerated: int) -> _EdgeJob:
@@ -627,29 +646,46 @@ class Evaluator:
                                         np.array([sum(self._quantile(d, q) for d in t[1:]) for t in self.types]))
         return self._weights_cache[key]
 
-    def _row_quantile(self, row: tuple[int, float], load: float, q: float) -> float:
-        """A value that worker row ``(type, offset)`` is below with probability ``>= q`` (``q`` near 1) or
-        above with probability ``>= 1 - q`` (``q`` near 0): the sum of its components' quantiles."""
-        t, offset = row
+    def _edge_excess(self, q: float) -> np.ndarray:
+        """Per edge type: the sum over its random components of (quantile at ``q`` - lower end)."""
+        key = ("types", "edge", q)
+        if key not in self._weights_cache:
+            self._weights_cache[key] = np.array([sum(self._quantile(d, q) - self._quantile(d, 0.0)
+                                                     for d in k[:2] if not d.is_constant) for k in self.edge_types])
+        return self._weights_cache[key]
+
+    def _arrays(self, job: _EdgeJob) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(types, offsets, counts)`` of a job's rows as arrays."""
+        arrays = self._job_arrays.get(job)
+        if arrays is None:
+            arrays = (np.array([r[0] for r in job.rows], dtype=np.intp), np.array([r[1] for r in job.rows]),
+                      np.array(job.counts, dtype=np.intp))
+            if len(self._job_arrays) > 200_000:
+                self._job_arrays.clear()
+            self._job_arrays[job] = arrays
+        return arrays
+
+    def _row_quantiles(self, types: np.ndarray, offsets: np.ndarray, load: float, q: float) -> np.ndarray:
+        """Values that worker rows are below with probability ``>= q`` (``q`` near 1) or above with
+        probability ``>= 1 - q`` (``q`` near 0): sums of their components' quantiles (seconds)."""
         compute, others = self._type_quantiles(q)
-        return float(load * compute[t] + others[t] + offset)
+        return load * compute[types] + others[types] + offsets
 
     def _job_bounds(self, job: _EdgeJob, load: float, eps_low: float, eps_high: Sequence[float]
                     ) -> np.ndarray:
         """``[low, high_1, ...]``: the job's arrival is ``>= low`` except with probability <= (#nodes)
         eps_low, and ``<= high_i`` except with probability <= (#nodes) eps_high[i] (union bounds)."""
-        k = sum(job.counts) - job.tolerated
+        types, offsets, counts = self._arrays(job)
+        k = int(counts.sum()) - job.tolerated
         out = []
         for q in (eps_low, *(1.0 - e for e in eps_high)):
-            values = np.repeat([self._row_quantile(row, load, q) for row in job.rows], job.counts)
-            values.sort()
+            values = np.repeat(self._row_quantiles(types, offsets, load, q), counts)
             if q > 0.5 and self.model.worker_failure > 0:
-                value = values[-1]
+                value = float(values.max())
             else:
-                value = values[k - 1]
+                value = float(np.partition(values, k - 1)[k - 1])
             if job.edge_type >= 0:
-                parts = self.edge_random[job.edge_type]
-                value += sum(self._quantile(d, q) - self._quantile(d, 0.0) for d in parts)
+                value += float(self._edge_excess(q)[job.edge_type])
             out.append(value)
         return np.array(out)
 
@@ -676,103 +712,53 @@ class Evaluator:
         return out
 
     # -- the computation on a grid ---------------------------------------------------------------------
-    def _worker_rows(self, load: float, rows: Sequence[tuple[int, float]], first: float, h: float,
+    def _worker_rows(self, load: float, types: np.ndarray, offsets: np.ndarray, first: float, h: float,
                      length: int) -> np.ndarray:
-        """CDFs of the workers' delivery times ``C = load X + Y + U`` for each ``(type, offset)`` row at
-        the points ``first - offset + h * arange(length)``; shape ``(len(rows), length + 1)``, the last
-        column being the value at ``t = ∞`` (``1 - p_worker``).
+        """CDFs of the workers' delivery times ``C = load X + Y + U`` for rows of worker ``types`` at the
+        points ``first - offsets[r] + h * arange(length)``; shape ``(rows, length + 1)``, the last column
+        being the value at ``t = ∞`` (``1 - p_worker``).
 
         Of the random components the widest (central 80%) is evaluated exactly at the points, the others
         are discretised by hat weights and convolved in, one batched convolution per component (the
         interpolation error then comes from the smoothest CDF)."""
-        out = np.empty((len(rows), length + 1))
+        parts = self.worker_parts
+        rows = len(types)
+        out = np.empty((rows, length + 1))
         out[:, -1] = 1.0
-        recipes = [self._recipe(t, load) for t, _ in rows]
-        sampled = [r[0] for r in recipes]
-        scales = np.array([r[1] for r in recipes])
-        shifts = np.array([r[2] + offset for r, (_, offset) in zip(recipes, rows)])
-        lows = np.array([r[3] for r in recipes])[:, None]
-        # the discretised components, grouped: (component index, rows, their parts)
-        stages: dict[int, list[int]] = {}
-        for r, recipe in enumerate(recipes):
-            for c in recipe[4]:
-                stages.setdefault(c, []).append(r)
-        kernels: dict[int, np.ndarray] = {}
-        total = np.ones(len(rows), dtype=np.int64)
-        for c, members in stages.items():
-            parts = [(self.types[rows[r][0]][c], load if c == 0 else 1.0) for r in members]
-            extent = max(self._extent([part], PMF_EPS) for part in {(id(d), k): (d, k) for d, k in parts}.values())
-            size = int(min(length, math.ceil(extent / h) + 2))
-            kernels[c] = self._kernel_rows(parts, h, size)
-            total[members] += size - 1
+        factor = np.array([load, 1.0, 1.0])
+        width = np.stack([np.where(parts[c].random[types], factor[c] * parts[c].spread[types], -1.0)
+                          for c in range(3)])
+        widest = np.argmax(width, axis=0)                         # component evaluated exactly
+        shifts = load * parts[0].lower[types] + parts[1].lower[types] + parts[2].lower[types] + offsets
+        stages = []
+        total = np.ones(rows, dtype=np.int64)
+        for c in range(3):
+            members = np.nonzero(parts[c].random[types] & (widest != c))[0]
+            if members.size:
+                extent = factor[c] * parts[c].extent[types[members]].max()
+                size = int(min(length, math.ceil(extent / h) + 2))
+                kernel = parts[c].kernels(types[members], np.full(members.size, factor[c]), h, size)
+                stages.append((members, kernel))
+                total[members] += size - 1
         extra = int(np.clip(np.max(np.minimum(np.ceil((first - shifts) / h), total - 1)), 0, None))
         # remainder of the sampled component at each point, nudged up a billionth of a step so that
         # atoms sitting exactly on grid points are not lost to rounding
         remainder = (first - shifts)[:, None] + h * (np.arange(length + extra) - extra + 1e-9)[None, :]
-        values = _cdf_rows(sampled, remainder / scales[:, None] + lows)
-        for c, members in stages.items():
-            kernel = kernels[c]
-            values[members] = _convolve_rows(values[members], kernel, 0, length + extra)
+        values = np.empty_like(remainder)
+        for c in range(3):
+            rows_c = np.nonzero(widest == c)[0]
+            if rows_c.size:
+                lows = parts[c].lower[types[rows_c]][:, None]
+                values[rows_c] = parts[c].cdf(types[rows_c], remainder[rows_c] / factor[c] + lows)
+        for members, kernel in stages:
+            if members.size == rows:
+                values = _convolve_rows(values, kernel, 0, length + extra)
+            else:
+                values[members] = _convolve_rows(values[members], kernel, 0, length + extra)
         out[:, :length] = np.clip(values[:, extra:], 0.0, 1.0)
         if self.model.worker_failure > 0:
             out *= 1.0 - self.model.worker_failure
         return out
-
-    def _kernel_rows(self, parts: Sequence[Part], h: float, size: int) -> np.ndarray:
-        """Hat weights of each ``scale * dist`` remainder in ``parts``: one row each, or a single row when
-        all parts are the same. Location-scale families are discretised in one vectorised call."""
-        unique = {(id(d), c): (d, c) for d, c in parts}
-        if len(unique) == 1:
-            dist, scale = parts[0]
-            return self._kernel(((dist, scale),), h, size)[None, :]
-        out = np.empty((len(parts), size))
-        index = {key: i for i, key in enumerate(unique)}
-        table = np.empty((len(unique), size))
-        families: dict[tuple, list[int]] = {}
-        items = list(unique.values())
-        for i, (dist, scale) in enumerate(items):
-            key = ("ls", dist.family, dist.shape) if isinstance(dist, LocationScale) else ("d", i)
-            families.setdefault(key, []).append(i)
-        offsets = np.arange(-1, size + 1) * h
-        for key, members in families.items():
-            if key[0] == "ls":
-                dists = [items[i][0] for i in members]
-                scale = np.array([items[i][1] for i in members])[:, None]
-                loc = np.array([d.loc for d in dists])[:, None]
-                width = np.array([d.scale for d in dists])[:, None]
-                low = np.array([self._quantile(d, 0.0) for d in dists])[:, None]
-                try:
-                    z = ((offsets[None, :] / scale + low) - loc) / width
-                    integral = scale * width * _standard_integrated_cdf(key[1], key[2], z)
-                    table[members] = np.maximum(np.diff(integral, 2, axis=1) / h, 0.0)
-                    continue
-                except KeyError:
-                    pass
-            for i in members:
-                table[i] = self._kernel((items[i],), h, size)[:size]
-        for r, (dist, scale) in enumerate(parts):
-            out[r] = table[index[(id(dist), scale)]]
-        return out
-
-    def _recipe(self, t: int, load: float) -> tuple[Distribution, float, float, float, tuple[int, ...]]:
-        """How worker type ``t`` is computed at ``load``: ``(sampled distribution, its scale, total shift
-        (s), lower end of the sampled distribution, indices (0 compute, 1 overhead, 2 uplink) of the
-        discretised components)``."""
-        key = ("recipe", t, load)
-        recipe = self._weights_cache.get(key)
-        if recipe is None:
-            components = self.types[t]
-            random = [c for c in range(3) if not components[c].is_constant]
-            if random:
-                widest = max(random, key=lambda c: (load if c == 0 else 1.0) * self._spread(components[c]))
-            else:
-                widest = 0
-            dist = components[widest]
-            shift = load * self.type_compute_lower[t] + self.type_shift[t]
-            recipe = (dist, load if widest == 0 else 1.0, float(shift), self._quantile(dist, 0.0),
-                      tuple(c for c in random if c != widest))
-            self._remember(key, recipe)
-        return recipe
 
     def _jobs_on_grid(self, load: float, lattice: Lattice, jobs: Sequence[_EdgeJob]) -> np.ndarray:
         """CDF of each job's arrival time at the master on ``lattice`` (plus ``t = ∞``): ``(len(jobs), n+1)``.
@@ -800,23 +786,20 @@ class Evaluator:
 
     def _job_block(self, load: float, lattice: Lattice, block: Sequence[_EdgeJob]) -> np.ndarray:
         n, h = lattice.points, lattice.step
+        edge_types = np.array([job.edge_type for job in block], dtype=np.intp)
+        linked = edge_types >= 0
         # link delays: component 0 (process P) and 1 (uplink V), each discretised and convolved in turn
-        stages: dict[int, list[int]] = {}
-        for b, job in enumerate(block):
-            if job.edge_type >= 0:
-                process, uplink, _ = self.edge_types[job.edge_type]
-                for c, dist in enumerate((process, uplink)):
-                    if not dist.is_constant:
-                        stages.setdefault(c, []).append(b)
-        kernels: dict[int, np.ndarray] = {}
+        stages = []
         total = np.ones(len(block), dtype=np.int64)
-        for c, members in stages.items():
-            parts = [(self.edge_types[block[b].edge_type][c], 1.0) for b in members]
-            extent = max(self._extent([part], PMF_EPS) for part in {id(d): (d, k) for d, k in parts}.values())
-            size = int(min(n, math.ceil(extent / h) + 2))
-            kernels[c] = self._kernel_rows(parts, h, size)
-            total[members] += size - 1
-        lowest = np.array([min(self._row_quantile(row, load, 0.0) for row in job.rows) for job in block])
+        for c, parts in enumerate(self.edge_parts):
+            members = np.nonzero(linked)[0]
+            members = members[parts.random[edge_types[members]]]
+            if members.size:
+                size = int(min(n, math.ceil(parts.extent[edge_types[members]].max() / h) + 2))
+                stages.append((members, parts.kernels(edge_types[members], np.ones(members.size), h, size)))
+                total[members] += size - 1
+        arrays = [self._arrays(job) for job in block]
+        lowest = np.array([self._row_quantiles(t, o, load, 0.0).min() for t, o, _ in arrays])
         extra = int(np.clip(np.max(np.minimum(np.ceil((lattice.start - lowest) / h), total - 1)), 0, None))
         length = n + extra
         unique: dict[tuple[int, float], int] = {}
@@ -824,7 +807,8 @@ class Evaluator:
             for row in job.rows:
                 unique.setdefault(row, len(unique))
         rows = list(unique)
-        cdf = self._worker_rows(load, rows, lattice.start - extra * h, h, length)
+        cdf = self._worker_rows(load, np.array([r[0] for r in rows], dtype=np.intp),
+                                np.array([r[1] for r in rows]), lattice.start - extra * h, h, length)
         cdf = np.vstack([cdf, np.ones((1, length + 1))])   # padding row: always finished
         slots = max(len(job.rows) for job in block)
         index = np.full((len(block), slots), len(rows), dtype=np.intp)
@@ -834,14 +818,13 @@ class Evaluator:
             counts[b, : len(job.rows)] = job.counts
         tolerated = np.array([job.tolerated for job in block])
         edge_cdf = order_statistic_cdf(cdf[index], counts, tolerated)
-        for c, members in stages.items():
-            edge_cdf[members, :length] = _convolve_rows(edge_cdf[members, :length], kernels[c], 0, length)
+        for members, kernel in stages:
+            edge_cdf[members, :length] = _convolve_rows(edge_cdf[members, :length], kernel, 0, length)
         out = np.empty((len(block), n + 1))
         out[:, -1] = edge_cdf[:, -1]
         out[:, :n] = np.clip(edge_cdf[:, extra: extra + n], 0.0, 1.0)
-        failing = np.array([job.edge_type >= 0 for job in block])
-        if self.model.edge_failure > 0 and failing.any():
-            out[failing] *= 1.0 - self.model.edge_failure
+        if self.model.edge_failure > 0 and linked.any():
+            out[linked] *= 1.0 - self.model.edge_failure
         return out
 
     def _master_on_grid(self, job_cdfs: np.ndarray, masters: Sequence[tuple[tuple[tuple[int, int], ...], int]]
