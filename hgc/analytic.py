@@ -55,7 +55,7 @@ from hgc.timing import TimingModel
 
 __all__ = [
     "Evaluation", "Evaluator", "Grid", "Lattice", "NotAnalyticError", "cdf_values", "evaluate",
-    "expected_time", "hat_weights", "integrated_cdf", "order_statistic_cdf",
+    "expected_time", "hat_weights", "integrated_cdf", "order_statistic_cdf", "stop_loss",
 ]
 
 SEARCH_POINTS = 1025
@@ -127,6 +127,56 @@ def _standard_integrated_cdf(family: str, shape: float | None, z: np.ndarray) ->
     raise KeyError(family)
 
 
+def _standard_stop_loss(family: str, shape: float | None, z: np.ndarray) -> np.ndarray:
+    """``E[(X - z)^+] = ∫_z^∞ P(X > u) du`` for the standard member of a family (closed forms; small in the
+    tail, so second differences of it do not cancel). Requires a finite mean."""
+    z = np.asarray(z, dtype=float)
+    if family == "expon":
+        return np.where(z > 0.0, np.exp(-np.maximum(z, 0.0)), 1.0 - z)
+    if family == "uniform":
+        return np.where(z <= 0.0, 0.5 - z, np.where(z < 1.0, 0.5 * (1.0 - z) ** 2, 0.0))
+    if family == "gamma":
+        zz = np.maximum(z, 0.0)
+        return np.where(z > 0.0, shape * special.gammaincc(shape + 1.0, zz) - zz * special.gammaincc(shape, zz),
+                        shape - z)
+    if family == "lognorm":
+        zz = np.maximum(z, 1e-300)
+        log_z = np.log(zz)
+        value = (math.exp(0.5 * shape * shape) * special.ndtr(shape - log_z / shape)
+                 - zz * special.ndtr(-log_z / shape))
+        return np.where(z > 0.0, value, math.exp(0.5 * shape * shape) - z)
+    if family == "weibull_min":
+        zz = np.maximum(z, 0.0)
+        g = 1.0 + 1.0 / shape
+        value = special.gamma(g) * special.gammaincc(g, zz ** shape) - zz * np.exp(-zz ** shape)
+        return np.where(z > 0.0, value, special.gamma(g) - z)
+    if family == "pareto":
+        mean = shape / (shape - 1.0)
+        zz = np.maximum(z, 1.0)
+        return np.where(z > 1.0, np.exp((1.0 - shape) * np.log(zz)) / (shape - 1.0), mean - z)
+    raise KeyError(family)
+
+
+def stop_loss(dist: Distribution, x: np.ndarray) -> np.ndarray:
+    """``E[(X - x)^+]`` (seconds) element-wise, for a distribution with a finite mean."""
+    x = np.asarray(x, dtype=float)
+    if isinstance(dist, Constant):
+        return np.maximum(dist.value - x, 0.0)
+    if isinstance(dist, LocationScale):
+        try:
+            return dist.scale * _standard_stop_loss(dist.family, dist.shape, (x - dist.loc) / dist.scale)
+        except KeyError:
+            pass
+    elif isinstance(dist, Bimodal):
+        return (1.0 - dist.p) * stop_loss(dist.fast, x) + dist.p * stop_loss(dist.slow, x)
+    elif isinstance(dist, Empirical):
+        values = np.sort(np.asarray(dist.values, dtype=float)) * dist.factor
+        below = np.searchsorted(values, x, side="right")
+        tail_sums = np.concatenate([np.cumsum(values[::-1])[::-1], [0.0]])
+        return (tail_sums[below] - (values.size - below) * x) / values.size
+    return dist.mean - x + integrated_cdf(dist, x)
+
+
 def cdf_values(dist: Distribution, x: np.ndarray) -> np.ndarray:
     """``P(X <= x)`` element-wise, with fast paths for the families of :mod:`hgc.distributions`."""
     x = np.asarray(x, dtype=float)
@@ -174,12 +224,16 @@ def hat_weights(dist: Distribution, origin: float, h: float, size: int, scale: f
 
     ``p_k = E[Λ(R/h - k)]`` with ``Λ(u) = max(0, 1 - |u|)``, ``k = 0 .. size-1``, computed exactly as the
     second difference ``(J(k+1) - 2 J(k) + J(k-1)) / h`` of the integrated CDF ``J`` of ``R`` at the lattice
-    points. An atom between two lattice points is split between them in proportion to its distance, the
+    points (through the stop-loss transform ``E[(R - x)^+]``, which differs from ``J`` by a linear function
+    and stays small in the tail, so no precision is lost there). An atom between two lattice points is split between them in proportion to its distance, the
     mean is preserved, and convolving a function that is linear between grid points is exact. Mass
     beyond the lattice is dropped.
     """
     points = (origin + h * np.arange(-1, size + 1)) / scale
-    integral = scale * integrated_cdf(dist, points)
+    if math.isfinite(dist.mean):   # J(x) = x - mean + E[(X - x)^+]: the linear part has no second difference
+        integral = scale * stop_loss(dist, points)
+    else:
+        integral = scale * integrated_cdf(dist, points)
     return np.maximum(np.diff(integral, 2) / h, 0.0)
 
 
@@ -476,6 +530,7 @@ class _Components:
                 self.code[i] = families.setdefault((d.family, d.shape), len(families))
                 self.loc[i], self.scale[i] = d.loc, d.scale
         self.families = list(families)
+        self.finite_mean = np.array([math.isfinite(d.mean) for d in self.dists], dtype=bool)
         # identical distributions get the same number (one kernel row serves them all)
         same: dict[Distribution, int] = {}
         self.same = np.array([same.setdefault(d, len(same)) for d in self.dists], dtype=np.intp)
@@ -511,8 +566,13 @@ class _Components:
                 family, shape = self.families[code]
                 width = self.scale[which, None]
                 z = (offsets[None, :] / c + self.lower[which, None] - self.loc[which, None]) / width
-                integral = c * width * _standard_integrated_cdf(family, shape, z)
-                out[rows] = np.maximum(np.diff(integral, 2, axis=1) / h, 0.0)
+                finite = self.finite_mean[which]
+                integral = np.empty_like(z)
+                if finite.any():
+                    integral[finite] = _standard_stop_loss(family, shape, z[finite])
+                if not finite.all():
+                    integral[~finite] = _standard_integrated_cdf(family, shape, z[~finite])
+                out[rows] = np.maximum(np.diff(c * width * integral, 2, axis=1) / h, 0.0)
             else:
                 for r in rows:
                     d, scale = self.dists[index[r]], float(scales[r])
