@@ -59,7 +59,7 @@ import itertools
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -74,8 +74,9 @@ from hgc.simulation import run_strategies
 from hgc.timing import TimingModel
 
 __all__ = [
-    "JNCSSResult", "METHODS", "best_hgc_tolerances", "exhaustive_jncss",
-    "exhaustive_size", "greedy_jncss", "random_small_system", "random_system", "select_jncss", "worker_ranking",
+    "FlatChoice", "JNCSSResult", "METHODS", "OPTIMIZE_COLUMNS", "OptimizeResult", "best_flat_gc",
+    "best_hgc_tolerances", "exhaustive_jncss", "exhaustive_size", "greedy_jncss", "optimize", "optimize_table",
+    "random_small_system", "random_system", "select_jncss", "worker_ranking",
 ]
 
 METHODS = ("greedy", "exhaustive")
@@ -85,6 +86,10 @@ EDGE_MOVES = 3
 """Edges considered for dropping (the slowest) and for re-admission (the fastest dropped) per round."""
 IMPROVEMENT = 2e-4
 """Relative improvement of the objective a greedy move must bring (above search-grid noise)."""
+RETUNE_SETS = 4
+"""Node-set moves per round whose tolerances are re-chosen (see ``_Greedy.retune``)."""
+RETUNE_ALL_PAIRS = 16
+"""Re-choosing tolerances tries every admissible pair up to this many, else a ±1 window."""
 START_RUNS = 5
 """The greedy's local search runs from the best start of each family, topped up to this many."""
 REFINE_TOP = 4
@@ -227,8 +232,9 @@ def _dominated(a: Distribution, b: Distribution, cache: dict) -> bool:
     return cache[key]
 
 
-def _down_sets(model: TimingModel, edge: int, cache: dict) -> list[tuple[int, ...]]:
-    """Non-empty worker sets of ``edge`` closed under 'stochastically faster in every component'."""
+def _down_sets(model: TimingModel, edge: int, cache: dict, limit: float = math.inf) -> list[tuple[int, ...]]:
+    """Non-empty worker sets of ``edge`` closed under 'stochastically faster in every component' (the
+    enumeration stops once more than ``limit`` are found)."""
     topo = model.topology
     m, first = topo.workers[edge], int(topo.offsets[edge])
     parts = [(model.worker_compute[first + p], model.worker_overhead[first + p], model.worker_uplink[first + p])
@@ -242,10 +248,23 @@ def _down_sets(model: TimingModel, edge: int, cache: dict) -> list[tuple[int, ..
         return not backward or a < b
 
     before = [[a for a in range(m) if a != b and faster(a, b)] for b in range(m)]
-    sets = []
-    for mask in range(1, 1 << m):
-        if all(mask >> a & 1 for b in range(m) if mask >> b & 1 for a in before[b]):
-            sets.append(tuple(p for p in range(m) if mask >> p & 1))
+    # depth-first over a linear extension: a worker may join only after all that precede it
+    order = sorted(range(m), key=lambda b: (len(before[b]), b))
+    sets: list[tuple[int, ...]] = []
+
+    def extend(position: int, chosen: frozenset[int]) -> None:
+        if len(sets) > limit:
+            return
+        if position == m:
+            if chosen:
+                sets.append(tuple(sorted(chosen)))
+            return
+        worker = order[position]
+        extend(position + 1, chosen)
+        if all(a in chosen for a in before[worker]):
+            extend(position + 1, chosen | {worker})
+
+    extend(0, frozenset())
     return sets
 
 
@@ -481,24 +500,23 @@ class _Greedy:
 
     def retune(self, current: _State, options: list[tuple[_State, float]], visited: set[_State]
                ) -> list[tuple[_State, float]]:
-        """Node-set moves with re-chosen tolerances: for the most promising new node sets (and, on small
-        systems, every move that drops or re-admits an edge), all admissible ``(s_e, s_w)`` when there are
-        at most ``ALL_PAIRS_LIMIT``, else those within ±1 of the current pair."""
-        small = len(_pairs([c for c in current.counts if c > 0])) <= ALL_PAIRS_LIMIT
+        """Node-set moves with re-chosen tolerances: the ``RETUNE_SETS`` most promising new node sets (on
+        small systems also every move that drops or re-admits an edge) with all admissible ``(s_e, s_w)``
+        when there are at most ``RETUNE_ALL_PAIRS``, else those within ±1 of the current pair."""
+        small = len(_pairs([c for c in current.counts if c > 0])) <= RETUNE_ALL_PAIRS
         by_counts: dict[tuple[int, ...], float] = {}
         for s, value in options:
             if s.counts != current.counts:
                 by_counts[s.counts] = min(value, by_counts.get(s.counts, math.inf))
         ranked = sorted(by_counts, key=lambda c: by_counts[c])
-        chosen = ranked[: (6 if small else 2)]
+        chosen = ranked[:RETUNE_SETS]
         if small:
             edges_now = sum(1 for c in current.counts if c > 0)
             chosen += [c for c in ranked if sum(1 for x in c if x > 0) != edges_now]
         states = []
         for counts in dict.fromkeys(chosen):
-            participating = [c for c in counts if c > 0]
-            pairs = _pairs(participating)
-            if len(pairs) > ALL_PAIRS_LIMIT:
+            pairs = _pairs([c for c in counts if c > 0])
+            if len(pairs) > RETUNE_ALL_PAIRS:
                 pairs = [(a, b) for a, b in pairs if abs(a - current.s_e) <= 1 and abs(b - current.s_w) <= 1]
             states += [_State(counts, a, b) for a, b in pairs if _State(counts, a, b) not in visited]
         return self.score_states(list(dict.fromkeys(states)))
@@ -581,19 +599,19 @@ def greedy_jncss(model: TimingModel, *, evaluator: Evaluator | None = None) -> J
 # ----------------------------------------------------------------------------------------------------
 # Exhaustive JNCSS
 
-def _edge_options(model: TimingModel) -> list[list[tuple[int, ...]]]:
+def _edge_options(model: TimingModel, limit: float = math.inf) -> list[list[tuple[int, ...]]]:
     cache: dict = {}
-    return [_down_sets(model, i, cache) for i in range(model.topology.n_edges)]
+    return [_down_sets(model, i, cache, limit) for i in range(model.topology.n_edges)]
 
 
 def exhaustive_size(model: TimingModel, options: list[list[tuple[int, ...]]] | None = None,
                     cap: float = math.inf) -> int:
-    """Number of candidates :func:`exhaustive_jncss` scores (counting stops early above ``cap``)."""
-    topo = model.topology
-    if topo.n_edges > 16 or max(topo.workers) > 16:
-        return int(1e18)
+    """Number of candidates :func:`exhaustive_jncss` scores (a number above ``cap`` once it is known to
+    exceed it: every choice of worker sets has at least one admissible tolerance pair)."""
     if options is None:
-        options = _edge_options(model)
+        options = _edge_options(model, cap)
+    if math.prod(1 + len(o) for o in options) - 1 > cap:
+        return int(min(math.prod(1 + len(o) for o in options) - 1, 10 ** 18))
     # combinations of per-edge options, bucketed by the participating counts (enough to count pairs)
     per_edge = [_size_counts(opts) for opts in options]
     total = 0
@@ -601,8 +619,7 @@ def exhaustive_size(model: TimingModel, options: list[list[tuple[int, ...]]] | N
         counts = [c for c, _ in chosen if c > 0]
         if not counts:
             continue
-        multiplicity = math.prod(k for c, k in chosen if c > 0)
-        total += multiplicity * len(_pairs(counts))
+        total += math.prod(k for c, k in chosen if c > 0) * len(_pairs(counts))
         if total > cap:
             return int(total)
     return int(total)
@@ -623,7 +640,7 @@ def exhaustive_jncss(model: TimingModel, *, limit: int = EXHAUSTIVE_HARD_LIMIT,
     Raises :class:`~hgc.errors.ConfigError` (key ``--method``) when the search space exceeds ``limit``.
     """
     started = time.perf_counter()
-    options = _edge_options(model)
+    options = _edge_options(model, limit)
     size = exhaustive_size(model, options, cap=limit)
     if size > limit:
         raise ConfigError(f"exhaustive JNCSS would score more than {limit} candidates on this system "
@@ -710,3 +727,228 @@ def random_small_system(seed: int) -> TimingModel:
     family = list(COMPUTE_FAMILIES)[int(rng.integers(len(COMPUTE_FAMILIES)))]
     return random_system(seed, n, [int(m) for m in rng.integers(1, 5, n)], compute=family,
                          overhead_mean=float(np.exp(rng.uniform(math.log(0.01), math.log(0.2)))))
+
+
+# ----------------------------------------------------------------------------------------------------
+# The best flat gradient code
+
+FLAT_ALL_S_LIMIT = 64
+"""Flat GC tries every ``s`` up to this many workers, else a spread of values refined locally."""
+FLAT_ANALYTIC_OPS = 400_000
+"""Largest order-statistic cost (slots x states) for which flat GC is scored analytically."""
+PILOT_WORK = 4e7
+"""Worker delays a Monte Carlo pilot may draw in total (trials x workers x candidates)."""
+
+
+@dataclass(frozen=True)
+class FlatChoice:
+    """The best flat GC strategy: ``evaluation`` is analytic when the relay queue allows it (``method``
+    ``analytic``), else ``None`` and ``s`` was chosen by a Monte Carlo pilot (``method`` ``pilot``)."""
+
+    strategy: Strategy
+    evaluation: Evaluation | None
+    method: str
+    candidates: int
+    seconds: float
+    note: str = ""
+
+
+def _flat_analytic(evaluator: Evaluator, model: TimingModel) -> bool:
+    """Whether flat GC on ``model`` can (and should, cost-wise) be scored analytically."""
+    topo = model.topology
+    try:
+        plan = evaluator.plan(make_strategy("flat_gc", topo, s=topo.n_workers // 2))
+    except NotAnalyticError:
+        return False
+    job = plan.jobs[0]
+    top = min(topo.n_workers // 2, topo.n_workers - topo.n_workers // 2 - 1) + 1
+    binomial = max(job.counts) > 4
+    return len(job.rows) * top * (top if binomial else 1) <= FLAT_ANALYTIC_OPS
+
+
+def best_flat_gc(model: TimingModel, *, seed: int, evaluator: Evaluator | None = None) -> FlatChoice:
+    """Flat gradient coding over all ``N`` workers with the best ``s``.
+
+    Analytic when worker messages reach the master independently (``per_vector = 0``, constant edge
+    delays, no edge failures) and the order statistic is cheap enough; otherwise (a FIFO relay queue)
+    by a Monte Carlo pilot on ``Stream.PILOT`` (independent of the reported Monte Carlo run) comparing
+    the candidates on common random numbers. Every ``s`` is tried for ``N <= FLAT_ALL_S_LIMIT``, else a
+    spread of about 24 values and then the neighbours of the best.
+    """
+    started = time.perf_counter()
+    topo = model.topology
+    big_n = topo.n_workers
+    evaluator = evaluator or Evaluator(model)
+    analytic = _flat_analytic(evaluator, model)
+    tried: dict[int, float] = {}
+    pilot_trials = 0
+
+    def score(values: Iterable[int]) -> None:
+        nonlocal pilot_trials
+        todo = [s for s in dict.fromkeys(values) if 0 <= s < big_n and s not in tried]
+        if not todo:
+            return
+        strategies = [make_strategy("flat_gc", topo, s=s) for s in todo]
+        if analytic:
+            means, decoded = evaluator.expected_times(strategies)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                values_ = np.where(decoded > 0, means / decoded, np.inf)
+        else:
+            pilot_trials = int(np.clip(PILOT_WORK / (big_n * len(todo)), 2_000, 20_000))
+            run = run_strategies(model, strategies, seed=seed, trials=pilot_trials, stream_id=Stream.PILOT)
+            values_ = np.array([st.effective_time for st in run.statistics])
+        tried.update(zip(todo, values_.tolist()))
+
+    if big_n <= FLAT_ALL_S_LIMIT:
+        score(range(big_n))
+    else:
+        score(_spread_values(list(range(big_n)), 24))
+        best = min(tried, key=tried.get)
+        neighbours = sorted(tried)
+        index = neighbours.index(best)
+        low = neighbours[index - 1] if index > 0 else 0
+        high = neighbours[index + 1] if index + 1 < len(neighbours) else big_n - 1
+        score(np.unique(np.linspace(low, high, 12).round().astype(int)).tolist())
+    best = min(tried, key=lambda s: (tried[s], s))
+    strategy = make_strategy("flat_gc", topo, s=best)
+    if analytic:
+        evaluation = evaluator.evaluate(strategy)
+        note = f"s by analytic E[T] over {len(tried)} values"
+    else:
+        evaluation = None
+        note = f"s by a {pilot_trials}-trial Monte Carlo pilot over {len(tried)} values (relay queue: no analytic form)"
+    return FlatChoice(strategy, evaluation, "analytic" if analytic else "pilot", len(tried),
+                      time.perf_counter() - started, note)
+
+
+# ----------------------------------------------------------------------------------------------------
+# The optimize.csv table
+
+OPTIMIZE_COLUMNS = [
+    "strategy", "scheme", "method", "edges", "workers", "edge_ids", "worker_ids", "s_e", "s_w", "s", "load",
+    "expected_time", "decode_probability", "effective_time", "analytic_error", "mc_mean_time", "mc_sem_time",
+    "mc_failure_rate", "z_score", "speedup", "analytic_speedup", "optimality_gap", "evaluations",
+    "search_space", "optimizer_seconds", "trials", "seed", "note",
+]
+"""Columns of ``optimize.csv`` (see :func:`optimize_table`)."""
+
+
+@dataclass
+class _Row:
+    label: str
+    strategy: Strategy
+    method: str
+    evaluation: Evaluation | None
+    seconds: float
+    evaluations: int | None = None
+    space: int | None = None
+    note: str = ""
+
+
+@dataclass
+class OptimizeResult:
+    """What ``hgc optimize`` computes: the table and the JNCSS results behind it."""
+
+    table: pd.DataFrame
+    greedy: JNCSSResult
+    exhaustive: JNCSSResult | None
+    flat: FlatChoice
+    trials: int
+    seed: int
+    mc_seconds: float
+
+
+def _ids(strategy: Strategy) -> tuple[str, str]:
+    pairs = [(e, ws) for e, ws in zip(strategy.edges, strategy.workers) if ws]
+    return (";".join(str(e) for e, _ in pairs), ";".join(",".join(str(p) for p in ws) for _, ws in pairs))
+
+
+def optimize(config, *, method: str = "greedy", trials: int | None = None, seed: int | None = None
+             ) -> OptimizeResult:
+    """Run JNCSS on ``config`` (an :class:`~hgc.config.ExperimentConfig`) and compare it with the other
+    strategies; ``trials``/``seed`` override the config's for the Monte Carlo check.
+
+    Rows: ``uncoded``; ``flat_gc`` with the best ``s`` (see :func:`best_flat_gc`); ``hgc`` on all nodes
+    with the best ``(s_e, s_w)`` (:func:`best_hgc_tolerances`); ``jncss_greedy``; ``jncss_exhaustive`` when
+    ``method`` is ``exhaustive`` or the search space has at most ``EXHAUSTIVE_AUTO_LIMIT`` candidates.
+    Every strategy is also simulated (``trials`` iterations on ``Stream.OPTIMIZE``, common random numbers).
+    """
+    if method not in METHODS:
+        raise ConfigError(f"unknown method '{method}' (one of: {', '.join(METHODS)})", "--method")
+    config = config.with_overrides(seed=seed, trials=trials)
+    model, topo = config.timing, config.topology
+    evaluator = Evaluator(model)
+    rows: list[_Row] = []
+    size = exhaustive_size(model, cap=EXHAUSTIVE_HARD_LIMIT)
+    if method == "exhaustive" and size > EXHAUSTIVE_HARD_LIMIT:
+        raise ConfigError(f"exhaustive JNCSS would score more than {EXHAUSTIVE_HARD_LIMIT} candidates on this "
+                          f"system (edges of sizes {list(topo.workers)}); use --method greedy", "--method")
+
+    started = time.perf_counter()
+    uncoded = make_strategy("uncoded", topo)
+    rows.append(_Row("uncoded", uncoded, "fixed", evaluator.evaluate(uncoded), time.perf_counter() - started))
+
+    flat = best_flat_gc(model, seed=config.seed, evaluator=evaluator)
+    rows.append(_Row("flat_gc", flat.strategy, flat.method, flat.evaluation, flat.seconds, flat.candidates,
+                     note=flat.note))
+
+    started = time.perf_counter()
+    scorer = _Scorer(model, evaluator)
+    hgc_all, hgc_eval, _ = _best_all_nodes(model, None, None, scorer)
+    rows.append(_Row("hgc", hgc_all, "analytic", hgc_eval, time.perf_counter() - started, scorer.evaluations,
+                     note="best (s_e, s_w) on all nodes"))
+
+    greedy = greedy_jncss(model, evaluator=evaluator)
+    rows.append(_Row("jncss_greedy", greedy.strategy, "greedy", greedy.evaluation, greedy.seconds,
+                     greedy.evaluations))
+
+    exhaustive = None
+    if method == "exhaustive" or size <= EXHAUSTIVE_AUTO_LIMIT:
+        exhaustive = exhaustive_jncss(model, evaluator=evaluator)
+        rows.append(_Row("jncss_exhaustive", exhaustive.strategy, "exhaustive", exhaustive.evaluation,
+                         exhaustive.seconds, exhaustive.evaluations, exhaustive.space))
+
+    run = run_strategies(model, [r.strategy for r in rows], seed=config.seed, trials=config.trials,
+                         stream_id=Stream.OPTIMIZE)
+    best_objective = (exhaustive or greedy).objective
+    baseline_mc = run.statistics[0].mean_time
+    baseline_analytic = rows[0].evaluation.expected_time
+    records = []
+    for row, stats in zip(rows, run.statistics):
+        st, ev = row.strategy, row.evaluation
+        edge_ids, worker_ids = _ids(st)
+        expected = ev.expected_time if ev is not None else math.nan
+        objective = _objective(ev) if ev is not None else stats.effective_time
+        if row.label == "jncss_greedy" and exhaustive is None:
+            gap = math.nan
+        else:
+            gap = objective / best_objective - 1.0
+        records.append({
+            "strategy": row.label, "scheme": st.kind, "method": row.method,
+            "edges": sum(1 for ws in st.workers if ws), "workers": st.n_workers,
+            "edge_ids": edge_ids, "worker_ids": worker_ids,
+            "s_e": st.s_e, "s_w": st.s_w, "s": st.s, "load": st.load,
+            "expected_time": expected,
+            "decode_probability": ev.decode_probability if ev is not None else math.nan,
+            "effective_time": ev.effective_time if ev is not None else math.nan,
+            "analytic_error": ev.error_estimate if ev is not None else math.nan,
+            "mc_mean_time": stats.mean_time, "mc_sem_time": stats.sem, "mc_failure_rate": stats.failure_rate,
+            "z_score": (expected - stats.mean_time) / stats.sem if ev is not None and stats.sem > 0 else math.nan,
+            "speedup": baseline_mc / stats.mean_time if stats.decoded else math.nan,
+            "analytic_speedup": baseline_analytic / expected if ev is not None else math.nan,
+            "optimality_gap": gap,
+            "evaluations": row.evaluations, "search_space": row.space,
+            "optimizer_seconds": round(row.seconds, 3),
+            "trials": stats.trials, "seed": config.seed,
+            "note": "; ".join(n for n in (row.note, st.describe()) if n),
+        })
+    table = pd.DataFrame(records, columns=OPTIMIZE_COLUMNS)
+    for column in ("s_e", "s_w", "s", "evaluations", "search_space"):
+        table[column] = table[column].astype("Int64")
+    return OptimizeResult(table, greedy, exhaustive, flat, config.trials, config.seed, run.seconds)
+
+
+def optimize_table(config, *, method: str = "greedy", trials: int | None = None,
+                   seed: int | None = None) -> pd.DataFrame:
+    """The rows of ``optimize.csv`` for ``config`` (see :func:`optimize`)."""
+    return optimize(config, method=method, trials=trials, seed=seed).table
