@@ -68,7 +68,7 @@ PMF_EPS = 1e-13
 """Tail mass of a discretised link/overhead delay that may be dropped."""
 BLOCK_ELEMENTS = 3_000_000
 """Target size (floats) of the largest temporary array; bounds memory on big systems."""
-DIRECT_CONV_MAX = 24
+DIRECT_CONV_MAX = 8
 """Kernels up to this many grid points are convolved by direct sums, longer ones by FFT."""
 
 
@@ -219,7 +219,8 @@ def integrated_cdf(dist: Distribution, x: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------------
 # Discretising a random delay on the grid
 
-def hat_weights(dist: Distribution, origin: float, h: float, size: int, scale: float = 1.0) -> np.ndarray:
+def hat_weights(dist: Distribution, origin: float, h: float, size: int, scale: float = 1.0,
+                finite_mean: bool | None = None) -> np.ndarray:
     """Linear (hat-function) discretisation of ``R = scale * dist - origin`` on the lattice ``0, h, 2h, ...``.
 
     ``p_k = E[Λ(R/h - k)]`` with ``Λ(u) = max(0, 1 - |u|)``, ``k = 0 .. size-1``, computed exactly as the
@@ -230,7 +231,9 @@ def hat_weights(dist: Distribution, origin: float, h: float, size: int, scale: f
     beyond the lattice is dropped.
     """
     points = (origin + h * np.arange(-1, size + 1)) / scale
-    if math.isfinite(dist.mean):   # J(x) = x - mean + E[(X - x)^+]: the linear part has no second difference
+    if finite_mean is None:
+        finite_mean = math.isfinite(dist.mean)
+    if finite_mean:   # J(x) = x - mean + E[(X - x)^+]: the linear part has no second difference
         integral = scale * stop_loss(dist, points)
     else:
         integral = scale * integrated_cdf(dist, points)
@@ -349,6 +352,33 @@ def _convolve_rows(values: np.ndarray, kernels: np.ndarray, start: int, length: 
     n_fft = sp_fft.next_fast_len(start + length + size - 1, real=True)
     spectrum = sp_fft.rfft(values[:, : start + length], n_fft, axis=1) * sp_fft.rfft(kernels[:, :size], n_fft, axis=1)
     return sp_fft.irfft(spectrum, n_fft, axis=1)[:, start: start + length]
+
+
+def _convolve_stages(values: np.ndarray, stages: Sequence[tuple[np.ndarray, np.ndarray]], start: int,
+                     length: int) -> np.ndarray:
+    """``values`` convolved, row by row, with every kernel of ``stages`` that applies to the row (each stage
+    is ``(rows, kernels)`` with one kernel per listed row, or a single kernel for all of them); returns
+    columns ``start .. start+length-1``. Short kernels by direct sums, otherwise one FFT round trip with
+    the kernels' spectra multiplied together."""
+    if not stages:
+        return values[:, start: start + length]
+    span = start + length
+    sizes = [min(kernel.shape[-1], span) for _, kernel in stages]
+    if sum(sizes) - len(sizes) + 1 <= DIRECT_CONV_MAX:
+        out = values[:, :span].copy()
+        for (members, kernel), size in zip(stages, sizes):
+            out[members] = _convolve_rows(out[members], kernel[:, :size], 0, span)
+        return out[:, start:]
+    n_fft = sp_fft.next_fast_len(span + sum(sizes) - len(sizes), real=True)
+    spectrum = sp_fft.rfft(values[:, :span], n_fft, axis=1)
+    rows = values.shape[0]
+    for (members, kernel), size in zip(stages, sizes):
+        kernel_spectrum = sp_fft.rfft(kernel[:, :size], n_fft, axis=1)
+        if members.size == rows:
+            spectrum *= kernel_spectrum
+        else:
+            spectrum[members] *= kernel_spectrum
+    return sp_fft.irfft(spectrum, n_fft, axis=1)[:, start:span]
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -499,8 +529,10 @@ class _Plan:
     master_tolerated: int
 
 
-LEVEL_TAILS = (1e-3, 1e-7, 1e-13)
+LEVEL_TAILS = (0.3, 1e-2, 1e-4, 1e-7, 1e-13)
 """Survival levels of ``T`` at which the nested grid levels end (the last one: the end of the grid)."""
+COARSE_TAIL = 1e-5
+"""A search reuses the coarse pass where the survival of ``T`` is below this."""
 COARSE_POINTS = 129
 """Points of the coarse pass that locates ``T``'s body and tail before the real computation."""
 
@@ -576,7 +608,8 @@ class _Components:
             else:
                 for r in rows:
                     d, scale = self.dists[index[r]], float(scales[r])
-                    out[r] = hat_weights(d, scale * self.lower[index[r]], h, size, scale)
+                    out[r] = hat_weights(d, scale * self.lower[index[r]], h, size, scale,
+                                         bool(self.finite_mean[index[r]]))
         return out
 
 
@@ -810,12 +843,7 @@ class Evaluator:
             if rows_c.size:
                 lows = parts[c].lower[types[rows_c]][:, None]
                 values[rows_c] = parts[c].cdf(types[rows_c], remainder[rows_c] / factor[c] + lows)
-        for members, kernel in stages:
-            if members.size == rows:
-                values = _convolve_rows(values, kernel, 0, length + extra)
-            else:
-                values[members] = _convolve_rows(values[members], kernel, 0, length + extra)
-        out[:, :length] = np.clip(values[:, extra:], 0.0, 1.0)
+        out[:, :length] = np.clip(_convolve_stages(values, stages, extra, length), 0.0, 1.0)
         if self.model.worker_failure > 0:
             out *= 1.0 - self.model.worker_failure
         return out
@@ -878,11 +906,9 @@ class Evaluator:
             counts[b, : len(job.rows)] = job.counts
         tolerated = np.array([job.tolerated for job in block])
         edge_cdf = order_statistic_cdf(cdf[index], counts, tolerated)
-        for members, kernel in stages:
-            edge_cdf[members, :length] = _convolve_rows(edge_cdf[members, :length], kernel, 0, length)
         out = np.empty((len(block), n + 1))
         out[:, -1] = edge_cdf[:, -1]
-        out[:, :n] = np.clip(edge_cdf[:, extra: extra + n], 0.0, 1.0)
+        out[:, :n] = np.clip(_convolve_stages(edge_cdf[:, :length], stages, extra, n), 0.0, 1.0)
         if self.model.edge_failure > 0 and linked.any():
             out[linked] *= 1.0 - self.model.edge_failure
         return out
@@ -922,26 +948,49 @@ class Evaluator:
         lattices = grid.lattices(points)
         return [self._plans_on_lattice(plans, lattice) for lattice in lattices], lattices
 
-    def grid_for(self, plans: Sequence[_Plan], points: int, eps: float) -> Grid:
-        """A nested grid for plans that share one load.
+    def grid_for(self, plans: Sequence[_Plan], points: int, eps: float, bounds: np.ndarray | None = None,
+                 tails: Sequence[float] = LEVEL_TAILS) -> tuple[Grid, Lattice, np.ndarray]:
+        """A nested grid for plans that share one load, and the coarse pass that located it.
 
         Union bounds over per-node ``eps`` and ``1 - eps`` quantiles give a range that surely holds ``T``
         (but can be far too long: the ``k``-th smallest of many nodes sits well below every node's high
         quantile); a coarse pass on that range then finds where the survival of ``T`` falls below each
-        of ``LEVEL_TAILS``, and those points become the ends of the levels."""
-        cache: dict = {}
-        bounds = np.array([self.bounds(plan, eps, (eps,), cache) for plan in plans])
-        low, high = float(bounds[:, 0].min()), float(bounds[:, 1].max())
+        of ``tails``, and those points become the ends of the levels. ``bounds`` (rows
+        ``[low, ..., high]`` from :meth:`bounds`) may be given when already known. Returns the grid, the
+        coarse lattice and the coarse CDFs (one row per plan, last column ``t = ∞``)."""
+        if bounds is None:
+            cache: dict = {}
+            bounds = np.array([self.bounds(plan, eps, (eps,), cache) for plan in plans])
+        low, high = float(bounds[:, 0].min()), float(bounds[:, -1].max())
         coarse = Lattice.spanning(low, high, COARSE_POINTS)
         cdf = self._plans_on_lattice(plans, coarse)
         decoded = cdf[:, -1:]
         with np.errstate(invalid="ignore", divide="ignore"):
             survival = np.where(decoded > 0, 1.0 - cdf[:, :-1] / decoded, 0.0).max(axis=0)
         ends = []
-        for level in LEVEL_TAILS:
+        for level in tails:
             below = np.nonzero(survival <= level)[0]
             ends.append(high if below.size == 0 else coarse.start + coarse.step * min(below[0] + 1, coarse.points - 1))
-        return Grid.build(low, ends, points)
+        return Grid.build(low, ends, points), coarse, cdf
+
+    def _search_cdfs(self, plans: Sequence[_Plan], points: int, bounds: np.ndarray
+                     ) -> tuple[list[np.ndarray], list[Lattice], list[slice]]:
+        """Per-level CDFs for a search: the nested grid of :meth:`grid_for`, except that beyond the
+        second-to-last level, when ``T``'s survival there is below ``COARSE_TAIL``, the coarse pass itself
+        is used."""
+        grid, coarse, coarse_cdf = self.grid_for(plans, points, SEARCH_EPS, bounds)
+        decoded = coarse_cdf[:, -1:]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            survival = np.where(decoded > 0, 1.0 - coarse_cdf[:, :-1] / decoded, 0.0).max(axis=0)
+        small = np.nonzero(survival <= COARSE_TAIL)[0]
+        if len(grid.ends) == 1 or small.size == 0 or grid.ends[-2] < coarse.start + coarse.step * small[0]:
+            cdfs, lattices = self._plans_on_grid(plans, grid)
+            return cdfs, lattices, grid.segments(lattices)
+        lattices = [Lattice.spanning(grid.start, end, points) for end in grid.ends[:-1]]
+        cdfs = [self._plans_on_lattice(plans, lattice) for lattice in lattices]
+        segments = grid.segments(lattices)
+        first = int(round((lattices[-1].end - coarse.start) / coarse.step))
+        return cdfs + [coarse_cdf], lattices + [coarse], segments + [slice(first, coarse.points)]
 
     # -- public API ------------------------------------------------------------------------------------
     def expected_times(self, strategies: Sequence[Strategy], *, points: int = SEARCH_POINTS
@@ -960,7 +1009,7 @@ class Evaluator:
             by_load.setdefault(plan.load, []).append(i)
         cache: dict = {}
         for members in by_load.values():
-            bounds = np.array([self.bounds(plans[i], SEARCH_EPS, (1e-3,), cache) for i in members])
+            bounds = np.array([self.bounds(plans[i], SEARCH_EPS, (1e-3, SEARCH_EPS), cache) for i in members])
             # candidates whose bodies differ by more than LEVEL_RATIO get their own grids
             body = bounds[:, 1] - bounds[:, 0]
             order = np.argsort(body, kind="stable")
@@ -974,9 +1023,8 @@ class Evaluator:
             groups.append(current)
             for group in groups:
                 group_plans = [plans[members[i]] for i in group]
-                grid = self.grid_for(group_plans, points, SEARCH_EPS)
-                cdfs, lattices = self._plans_on_grid(group_plans, grid)
-                m, d, _ = _integrate(cdfs, lattices, grid.segments(lattices))
+                cdfs, lattices, segments = self._search_cdfs(group_plans, points, bounds[group][:, [0, 2]])
+                m, d, _ = _integrate(cdfs, lattices, segments)
                 index = [members[i] for i in group]
                 means[index] = m
                 decoded[index] = d
@@ -993,7 +1041,7 @@ class Evaluator:
         """
         plan = self.plan(strategy)
         base = int(min_points)
-        grid = self.grid_for([plan], base, ACCURATE_EPS)
+        grid = self.grid_for([plan], base, ACCURATE_EPS)[0]
         cdfs, lattices = self._plans_on_grid([plan], grid, base)
         mean, decoded, tail = (float(v[0]) for v in _integrate(cdfs, lattices, grid.segments(lattices)))
         points, converged, error = base, False, math.inf
