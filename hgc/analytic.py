@@ -287,6 +287,8 @@ def _count_at_most(event: np.ndarray, counts: np.ndarray, thresholds: np.ndarray
     """
     jobs, slots, length = event.shape
     top = int(thresholds.max())
+    if top == 0:                                   # nobody may have the event: a product
+        return np.prod((1.0 - event) ** counts[:, :, None], axis=1)
     state = np.zeros((top + 1, jobs, length))
     state[0] = 1.0
     for s in range(slots):
@@ -535,6 +537,32 @@ COARSE_TAIL = 1e-5
 """A search reuses the coarse pass where the survival of ``T`` is below this."""
 COARSE_POINTS = 129
 """Points of the coarse pass that locates ``T``'s body and tail before the real computation."""
+
+
+@dataclass
+class _Block:
+    """A block of edge jobs: their indices, distinct worker rows, slot matrices and support lower ends."""
+
+    jobs: np.ndarray
+    row_types: np.ndarray
+    row_offsets: np.ndarray
+    index: np.ndarray
+    counts: np.ndarray
+    tolerated: np.ndarray
+    edge_types: np.ndarray
+    lowest: np.ndarray
+
+
+@dataclass
+class _Layout:
+    """Grid-independent structure of a batch of plans with one load (see :meth:`Evaluator.layout`)."""
+
+    load: float
+    n_jobs: int
+    blocks: list[_Block]
+    master_index: np.ndarray
+    master_counts: np.ndarray
+    master_tolerated: np.ndarray
 
 
 class _Components:
@@ -848,15 +876,19 @@ class Evaluator:
             out *= 1.0 - self.model.worker_failure
         return out
 
-    def _jobs_on_grid(self, load: float, lattice: Lattice, jobs: Sequence[_EdgeJob]) -> np.ndarray:
-        """CDF of each job's arrival time at the master on ``lattice`` (plus ``t = ∞``): ``(len(jobs), n+1)``.
-
-        Jobs are processed in blocks (bounded temporary memory); within a block the distinct worker
-        rows are computed once, the order statistics in one vectorised DP and the link delays in one
-        batched convolution (one kernel per job)."""
-        n = lattice.points
-        result = np.empty((len(jobs), n + 1))
+    def layout(self, plans: Sequence[_Plan], points: int) -> "_Layout":
+        """The grid-independent structure of computing ``plans`` (which share one load): the distinct edge
+        jobs in memory-bounded blocks, each block's distinct worker rows and slot matrices, and the
+        master's slot matrices. Built once, reused by every grid pass."""
+        load = plans[0].load
+        unique: dict[_EdgeJob, int] = {}
+        masters = []
+        for plan in plans:
+            slots = tuple((unique.setdefault(plan.jobs[j], len(unique)), c) for j, c in plan.master)
+            masters.append((slots, plan.master_tolerated))
+        jobs = list(unique)
         linked = [job.edge_type >= 0 and bool(self.edge_random[job.edge_type]) for job in jobs]
+        blocks = []
         for flag in (True, False):
             members = sorted((j for j in range(len(jobs)) if linked[j] == flag), key=lambda j: len(jobs[j].rows))
             start = 0
@@ -864,92 +896,96 @@ class Evaluator:
                 stop, width = start, 0
                 while stop < len(members):
                     width = max(width, len(jobs[members[stop]].rows))
-                    if (stop - start + 1) * width * 2 * n > BLOCK_ELEMENTS and stop > start:
+                    if (stop - start + 1) * width * 2 * points > BLOCK_ELEMENTS and stop > start:
                         break
                     stop += 1
-                block = members[start:stop]
-                result[block] = self._job_block(load, lattice, [jobs[j] for j in block])
+                blocks.append(self._block([jobs[j] for j in members[start:stop]], np.array(members[start:stop]), load))
                 start = stop
-        return result
+        width = max(len(m[0]) for m in masters)
+        master_index = np.full((len(masters), width), len(jobs), dtype=np.intp)
+        master_counts = np.zeros((len(masters), width), dtype=np.int64)
+        for b, (pairs, _) in enumerate(masters):
+            master_index[b, : len(pairs)] = [p[0] for p in pairs]
+            master_counts[b, : len(pairs)] = [p[1] for p in pairs]
+        return _Layout(load, len(jobs), blocks, master_index, master_counts,
+                       np.array([m[1] for m in masters], dtype=np.int64))
 
-    def _job_block(self, load: float, lattice: Lattice, block: Sequence[_EdgeJob]) -> np.ndarray:
-        n, h = lattice.points, lattice.step
-        edge_types = np.array([job.edge_type for job in block], dtype=np.intp)
-        linked = edge_types >= 0
-        # link delays: component 0 (process P) and 1 (uplink V), each discretised and convolved in turn
-        stages = []
-        total = np.ones(len(block), dtype=np.int64)
-        for c, parts in enumerate(self.edge_parts):
-            members = np.nonzero(linked)[0]
-            members = members[parts.random[edge_types[members]]]
-            if members.size:
-                size = int(min(n, math.ceil(parts.extent[edge_types[members]].max() / h) + 2))
-                stages.append((members, parts.kernels(edge_types[members], np.ones(members.size), h, size)))
-                total[members] += size - 1
-        arrays = [self._arrays(job) for job in block]
-        lowest = np.array([self._row_quantiles(t, o, load, 0.0).min() for t, o, _ in arrays])
-        extra = int(np.clip(np.max(np.minimum(np.ceil((lattice.start - lowest) / h), total - 1)), 0, None))
-        length = n + extra
+    def _block(self, block: Sequence[_EdgeJob], members: np.ndarray, load: float) -> "_Block":
         unique: dict[tuple[int, float], int] = {}
         for job in block:
             for row in job.rows:
                 unique.setdefault(row, len(unique))
         rows = list(unique)
-        cdf = self._worker_rows(load, np.array([r[0] for r in rows], dtype=np.intp),
-                                np.array([r[1] for r in rows]), lattice.start - extra * h, h, length)
-        cdf = np.vstack([cdf, np.ones((1, length + 1))])   # padding row: always finished
         slots = max(len(job.rows) for job in block)
         index = np.full((len(block), slots), len(rows), dtype=np.intp)
         counts = np.zeros((len(block), slots), dtype=np.int64)
         for b, job in enumerate(block):
             index[b, : len(job.rows)] = [unique[row] for row in job.rows]
             counts[b, : len(job.rows)] = job.counts
-        tolerated = np.array([job.tolerated for job in block])
-        edge_cdf = order_statistic_cdf(cdf[index], counts, tolerated)
-        out = np.empty((len(block), n + 1))
+        row_types = np.array([r[0] for r in rows], dtype=np.intp)
+        row_offsets = np.array([r[1] for r in rows])
+        row_lowest = self._row_quantiles(row_types, row_offsets, load, 0.0)
+        lowest = np.array([row_lowest[index[b, : len(job.rows)]].min() for b, job in enumerate(block)])
+        return _Block(members, row_types, row_offsets, index, counts,
+                      np.array([job.tolerated for job in block], dtype=np.int64),
+                      np.array([job.edge_type for job in block], dtype=np.intp), lowest)
+
+    def _block_on_grid(self, load: float, lattice: Lattice, block: "_Block") -> np.ndarray:
+        """CDF of each job of ``block``'s arrival at the master on ``lattice`` (plus ``t = ∞``)."""
+        n, h = lattice.points, lattice.step
+        edge_types = block.edge_types
+        linked = edge_types >= 0
+        # link delays: component 0 (process P) and 1 (uplink V), discretised and convolved in together
+        stages = []
+        total = np.ones(len(edge_types), dtype=np.int64)
+        for parts in self.edge_parts:
+            members = np.nonzero(linked)[0]
+            members = members[parts.random[edge_types[members]]]
+            if members.size:
+                size = int(min(n, math.ceil(parts.extent[edge_types[members]].max() / h) + 2))
+                stages.append((members, parts.kernels(edge_types[members], np.ones(members.size), h, size)))
+                total[members] += size - 1
+        extra = int(np.clip(np.max(np.minimum(np.ceil((lattice.start - block.lowest) / h), total - 1)), 0, None))
+        length = n + extra
+        cdf = self._worker_rows(load, block.row_types, block.row_offsets, lattice.start - extra * h, h, length)
+        cdf = np.vstack([cdf, np.ones((1, length + 1))])   # padding row: always finished
+        edge_cdf = order_statistic_cdf(cdf[block.index], block.counts, block.tolerated)
+        out = np.empty((len(edge_types), n + 1))
         out[:, -1] = edge_cdf[:, -1]
         out[:, :n] = np.clip(_convolve_stages(edge_cdf[:, :length], stages, extra, n), 0.0, 1.0)
         if self.model.edge_failure > 0 and linked.any():
             out[linked] *= 1.0 - self.model.edge_failure
         return out
 
-    def _master_on_grid(self, job_cdfs: np.ndarray, masters: Sequence[tuple[tuple[tuple[int, int], ...], int]]
-                        ) -> np.ndarray:
-        """CDF of ``T`` for each ``(slots, s_e)`` master, slots being ``(row of job_cdfs, count)``."""
-        width = job_cdfs.shape[1]
-        padded = np.vstack([job_cdfs, np.ones((1, width))])
-        slots = max(len(m[0]) for m in masters)
-        out = np.empty((len(masters), width))
-        per_block = max(1, BLOCK_ELEMENTS // max(1, slots * width))
-        for start in range(0, len(masters), per_block):
-            chunk = masters[start: start + per_block]
-            index = np.full((len(chunk), slots), job_cdfs.shape[0], dtype=np.intp)
-            counts = np.zeros((len(chunk), slots), dtype=np.int64)
-            for b, (pairs, _) in enumerate(chunk):
-                index[b, : len(pairs)] = [p[0] for p in pairs]
-                counts[b, : len(pairs)] = [p[1] for p in pairs]
-            tolerated = np.array([m[1] for m in chunk])
-            out[start: start + len(chunk)] = order_statistic_cdf(padded[index], counts, tolerated)
+    def _plans_on_lattice(self, plans: Sequence[_Plan], lattice: Lattice, layout: "_Layout | None" = None
+                          ) -> np.ndarray:
+        """CDF of ``T`` (plus ``t = ∞``) of plans that share one load, on ``lattice``: ``(len(plans), n+1)``."""
+        if layout is None:
+            layout = self.layout(plans, lattice.points)
+        width = lattice.points + 1
+        job_cdfs = np.empty((layout.n_jobs + 1, width))
+        job_cdfs[-1] = 1.0                                   # padding: always arrived
+        for block in layout.blocks:
+            job_cdfs[block.jobs] = self._block_on_grid(layout.load, lattice, block)
+        masters = len(layout.master_tolerated)
+        out = np.empty((masters, width))
+        per_block = max(1, BLOCK_ELEMENTS // max(1, layout.master_index.shape[1] * width))
+        for start in range(0, masters, per_block):
+            chunk = slice(start, start + per_block)
+            out[chunk] = order_statistic_cdf(job_cdfs[layout.master_index[chunk]], layout.master_counts[chunk],
+                                             layout.master_tolerated[chunk])
         return out
 
-    def _plans_on_lattice(self, plans: Sequence[_Plan], lattice: Lattice) -> np.ndarray:
-        """CDF of ``T`` (plus ``t = ∞``) of plans that share one load, on ``lattice``: ``(len(plans), n+1)``."""
-        load = plans[0].load
-        unique: dict[_EdgeJob, int] = {}
-        masters = []
-        for plan in plans:
-            slots = tuple((unique.setdefault(plan.jobs[j], len(unique)), c) for j, c in plan.master)
-            masters.append((slots, plan.master_tolerated))
-        job_cdfs = self._jobs_on_grid(load, lattice, list(unique))
-        return self._master_on_grid(job_cdfs, masters)
-
-    def _plans_on_grid(self, plans: Sequence[_Plan], grid: Grid, points: int | None = None
-                       ) -> tuple[list[np.ndarray], list[Lattice]]:
+    def _plans_on_grid(self, plans: Sequence[_Plan], grid: Grid, points: int | None = None,
+                       layout: _Layout | None = None) -> tuple[list[np.ndarray], list[Lattice]]:
         lattices = grid.lattices(points)
-        return [self._plans_on_lattice(plans, lattice) for lattice in lattices], lattices
+        if layout is None:
+            layout = self.layout(plans, max(lat.points for lat in lattices))
+        return [self._plans_on_lattice(plans, lattice, layout) for lattice in lattices], lattices
 
     def grid_for(self, plans: Sequence[_Plan], points: int, eps: float, bounds: np.ndarray | None = None,
-                 tails: Sequence[float] = LEVEL_TAILS) -> tuple[Grid, Lattice, np.ndarray]:
+                 tails: Sequence[float] = LEVEL_TAILS, layout: _Layout | None = None
+                 ) -> tuple[Grid, Lattice, np.ndarray]:
         """A nested grid for plans that share one load, and the coarse pass that located it.
 
         Union bounds over per-node ``eps`` and ``1 - eps`` quantiles give a range that surely holds ``T``
@@ -963,7 +999,7 @@ class Evaluator:
             bounds = np.array([self.bounds(plan, eps, (eps,), cache) for plan in plans])
         low, high = float(bounds[:, 0].min()), float(bounds[:, -1].max())
         coarse = Lattice.spanning(low, high, COARSE_POINTS)
-        cdf = self._plans_on_lattice(plans, coarse)
+        cdf = self._plans_on_lattice(plans, coarse, layout)
         decoded = cdf[:, -1:]
         with np.errstate(invalid="ignore", divide="ignore"):
             survival = np.where(decoded > 0, 1.0 - cdf[:, :-1] / decoded, 0.0).max(axis=0)
@@ -978,16 +1014,17 @@ class Evaluator:
         """Per-level CDFs for a search: the nested grid of :meth:`grid_for`, except that beyond the
         second-to-last level, when ``T``'s survival there is below ``COARSE_TAIL``, the coarse pass itself
         is used."""
-        grid, coarse, coarse_cdf = self.grid_for(plans, points, SEARCH_EPS, bounds)
+        layout = self.layout(plans, points)
+        grid, coarse, coarse_cdf = self.grid_for(plans, points, SEARCH_EPS, bounds, layout=layout)
         decoded = coarse_cdf[:, -1:]
         with np.errstate(invalid="ignore", divide="ignore"):
             survival = np.where(decoded > 0, 1.0 - coarse_cdf[:, :-1] / decoded, 0.0).max(axis=0)
         small = np.nonzero(survival <= COARSE_TAIL)[0]
         if len(grid.ends) == 1 or small.size == 0 or grid.ends[-2] < coarse.start + coarse.step * small[0]:
-            cdfs, lattices = self._plans_on_grid(plans, grid)
+            cdfs, lattices = self._plans_on_grid(plans, grid, layout=layout)
             return cdfs, lattices, grid.segments(lattices)
         lattices = [Lattice.spanning(grid.start, end, points) for end in grid.ends[:-1]]
-        cdfs = [self._plans_on_lattice(plans, lattice) for lattice in lattices]
+        cdfs = [self._plans_on_lattice(plans, lattice, layout) for lattice in lattices]
         segments = grid.segments(lattices)
         first = int(round((lattices[-1].end - coarse.start) / coarse.step))
         return cdfs + [coarse_cdf], lattices + [coarse], segments + [slice(first, coarse.points)]
@@ -1030,7 +1067,7 @@ class Evaluator:
                 decoded[index] = d
         return means, decoded
 
-    def evaluate(self, strategy: Strategy, *, rtol: float = 1e-4, min_points: int = 1025,
+    def evaluate(self, strategy: Strategy, *, rtol: float = 1e-4, min_points: int = 513,
                  max_points: int = 1 << 18) -> Evaluation:
         """``E[T]`` and the CDF of ``T`` for ``strategy``, halving the grid step until ``E[T]`` changes by
         less than ``rtol`` (relative) between two successive grids.
@@ -1041,13 +1078,14 @@ class Evaluator:
         """
         plan = self.plan(strategy)
         base = int(min_points)
-        grid = self.grid_for([plan], base, ACCURATE_EPS)[0]
-        cdfs, lattices = self._plans_on_grid([plan], grid, base)
+        layout = self.layout([plan], max_points)
+        grid = self.grid_for([plan], base, ACCURATE_EPS, layout=layout)[0]
+        cdfs, lattices = self._plans_on_grid([plan], grid, base, layout)
         mean, decoded, tail = (float(v[0]) for v in _integrate(cdfs, lattices, grid.segments(lattices)))
         points, converged, error = base, False, math.inf
         while decoded > 0 and (points - 1) * 2 + 1 <= max_points:
             points = (points - 1) * 2 + 1
-            cdfs, lattices = self._plans_on_grid([plan], grid, points)
+            cdfs, lattices = self._plans_on_grid([plan], grid, points, layout)
             fine_mean, decoded, tail = (float(v[0]) for v in _integrate(cdfs, lattices, grid.segments(lattices)))
             error, mean = abs(fine_mean - mean), fine_mean
             if error <= rtol * abs(mean) or lattices[0].step <= 1e-12 * max(1.0, abs(mean)):
