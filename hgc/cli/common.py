@@ -43,7 +43,7 @@ out_option = click.option(
     help="Output directory [default: results/<config name>/].",
 )
 seed_option = click.option("--seed", type=int, default=None, help="Override the config's seed.")
-quiet_option = click.option("--quiet", is_flag=True, help="No progress bar and no table on stdout.")
+quiet_option = click.option("--quiet", is_flag=True, help="No progress bar and nothing but errors printed.")
 
 
 def default_out_dir(name: str, out_dir: Path | None) -> Path:
