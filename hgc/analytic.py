@@ -47,7 +47,7 @@ from typing import Sequence
 
 import numpy as np
 from scipy import fft as sp_fft
-from scipy import special
+from scipy import special, stats
 
 from hgc.distributions import Bimodal, Constant, Distribution, Empirical, LocationScale
 from hgc.schemes import Strategy
@@ -565,80 +565,165 @@ class _Layout:
     master_tolerated: np.ndarray
 
 
+def _leaves(dist: Distribution, weight: float = 1.0) -> list[tuple[float, Distribution]]:
+    """``dist`` as a mixture ``[(weight, leaf), ...]`` of non-mixture distributions (bimodal flattened)."""
+    if isinstance(dist, Bimodal):
+        out = []
+        if dist.p < 1.0:
+            out += _leaves(dist.fast, weight * (1.0 - dist.p))
+        if dist.p > 0.0:
+            out += _leaves(dist.slow, weight * dist.p)
+        return out
+    return [(weight, dist)]
+
+
+ATOM = -2
+"""Leaf code of a point mass (its value in ``loc``)."""
+
+
 class _Components:
     """Vectorisation helper: facts about a list of distributions (one per worker or edge type) as arrays.
 
-    ``code[i]`` numbers the location-scale family and shape of ``dists[i]`` (-1: another kind, handled one
-    distribution at a time); ``lower``/``spread``/``extent`` are the support's lower end, the width of
-    the central 80% and of ``[lower, 1 - PMF_EPS quantile]`` (seconds, 0 for constants)."""
+    Each distribution is a mixture of *leaves* (bimodal mixtures are flattened): leaf slot ``j`` of
+    ``dists[i]`` has weight ``weight[j, i]`` and ``code[j, i]`` numbering its location-scale family and
+    shape (``ATOM``: a point mass at ``loc``; -1: another kind, handled one distribution at a time), so
+    CDFs and discretised kernels of many distributions are computed in one call per family.
+    ``lower``/``spread``/``extent`` are the support's lower end, the width of the central 80% and of
+    ``[lower, 1 - PMF_EPS quantile]`` (seconds, 0 for constants)."""
 
-    def __init__(self, dists: Sequence[Distribution], quantile):
+    def __init__(self, dists: Sequence[Distribution]):
         self.dists = list(dists)
         k = len(self.dists)
         self.random = np.array([not d.is_constant for d in self.dists], dtype=bool)
-        self.lower = np.array([quantile(d, 0.0) for d in self.dists])
-        self.spread = np.array([quantile(d, 0.9) - quantile(d, 0.1) if r else 0.0
-                                for d, r in zip(self.dists, self.random)])
-        self.extent = np.array([quantile(d, 1.0 - PMF_EPS) - lo if r else 0.0
-                                for d, r, lo in zip(self.dists, self.random, self.lower)])
+        self._quantiles: dict[float, np.ndarray] = {}
+        leaves = [_leaves(d) for d in self.dists]
+        width = max(len(x) for x in leaves)
         families: dict[tuple, int] = {}
-        self.code = np.full(k, -1, dtype=np.intp)
-        self.loc = np.zeros(k)
-        self.scale = np.ones(k)
-        for i, d in enumerate(self.dists):
-            if isinstance(d, LocationScale) and d.family in _FAST_FAMILIES:
-                self.code[i] = families.setdefault((d.family, d.shape), len(families))
-                self.loc[i], self.scale[i] = d.loc, d.scale
+        self.weight = np.zeros((width, k))
+        self.code = np.full((width, k), ATOM, dtype=np.intp)
+        self.loc = np.zeros((width, k))
+        self.scale = np.ones((width, k))
+        self.leaf: list[list[Distribution | None]] = [[None] * k for _ in range(width)]
+        for i, mixture in enumerate(leaves):
+            for j, (w, leaf) in enumerate(mixture):
+                self.weight[j, i] = w
+                self.leaf[j][i] = leaf
+                if isinstance(leaf, LocationScale) and leaf.family in _FAST_FAMILIES:
+                    self.code[j, i] = families.setdefault((leaf.family, leaf.shape), len(families))
+                    self.loc[j, i], self.scale[j, i] = leaf.loc, leaf.scale
+                elif isinstance(leaf, Constant):
+                    self.code[j, i], self.loc[j, i] = ATOM, leaf.value
+                else:
+                    self.code[j, i] = -1
         self.families = list(families)
         self.finite_mean = np.array([math.isfinite(d.mean) for d in self.dists], dtype=bool)
         # identical distributions get the same number (one kernel row serves them all)
         same: dict[Distribution, int] = {}
         self.same = np.array([same.setdefault(d, len(same)) for d in self.dists], dtype=np.intp)
+        self.lower = self.quantiles(0.0)
+        self.spread = np.where(self.random, self.quantiles(0.9) - self.quantiles(0.1), 0.0)
+        self.extent = np.where(self.random, self.quantiles(1.0 - PMF_EPS) - self.lower, 0.0)
 
-    def cdf(self, index: np.ndarray, x: np.ndarray) -> np.ndarray:
-        """Row ``r``: CDF of ``dists[index[r]]`` at ``x[r]``; one vectorised call per family."""
-        out = np.empty_like(x)
-        codes = self.code[index]
-        for code in np.unique(codes):
-            rows = np.nonzero(codes == code)[0]
+    def quantiles(self, q: float) -> np.ndarray:
+        """Every distribution's quantile at ``q`` (``q = 0``: lower end of the support), cached: scipy's
+        ``ppf`` per leaf family, and for mixtures a vectorised bisection on the mixture CDF."""
+        cached = self._quantiles.get(q)
+        if cached is not None:
+            return cached
+        k = len(self.dists)
+        everything = np.arange(k)
+        leaf_q = np.full(self.weight.shape, np.nan)
+        for j, code, rows in self._by_leaf(everything):
             if code >= 0:
                 family, shape = self.families[code]
-                which = index[rows]
-                out[rows] = _standard_cdf(family, shape, (x[rows] - self.loc[which, None]) / self.scale[which, None])
+                args = () if shape is None else (shape,)
+                leaf_q[j, rows] = getattr(stats, family).ppf(q, *args, loc=self.loc[j, rows], scale=self.scale[j, rows])
+            elif code == ATOM:
+                leaf_q[j, rows] = self.loc[j, rows]
+            else:
+                leaf_q[j, rows] = [float(self.leaf[j][r].ppf(q)) for r in rows]
+        out = leaf_q[0].copy()
+        mixtures = np.nonzero((self.weight > 0).sum(axis=0) > 1)[0]
+        if mixtures.size:
+            present = self.weight[:, mixtures] > 0
+            lo = np.where(present, leaf_q[:, mixtures], np.inf).min(axis=0)
+            hi = np.where(present, leaf_q[:, mixtures], -np.inf).max(axis=0)
+            if q > 0.0:
+                lo = np.where(self.cdf(mixtures, lo[:, None])[:, 0] >= q, lo - 1e-300, lo)
+                for _ in range(200):
+                    mid = 0.5 * (lo + hi)
+                    below = self.cdf(mixtures, mid[:, None])[:, 0] < q
+                    lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
+                    if np.all(hi - lo <= 1e-13 * np.maximum(1.0, np.abs(hi))):
+                        break
+                out[mixtures] = hi
+            else:
+                out[mixtures] = lo
+        self._quantiles[q] = out
+        return out
+
+    def _by_leaf(self, index: np.ndarray):
+        """``(j, code, rows)`` groups: leaf slot, family code, and the rows whose leaf ``j`` has it."""
+        for j in range(self.weight.shape[0]):
+            codes = np.where(self.weight[j, index] > 0, self.code[j, index], -9)
+            for code in np.unique(codes):
+                if code != -9:
+                    yield j, int(code), np.nonzero(codes == code)[0]
+
+    def cdf(self, index: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """Row ``r``: CDF of ``dists[index[r]]`` at ``x[r]``; one vectorised call per leaf family."""
+        if self.weight.shape[0] == 1 and np.all(self.code[0, index] == -1):
+            return np.array([cdf_values(self.dists[i], row) for i, row in zip(index, x)])
+        out = np.zeros_like(x)
+        for j, code, rows in self._by_leaf(index):
+            which = index[rows]
+            w = self.weight[j, which, None]
+            if code >= 0:
+                family, shape = self.families[code]
+                z = (x[rows] - self.loc[j, which, None]) / self.scale[j, which, None]
+                out[rows] += w * _standard_cdf(family, shape, z)
+            elif code == ATOM:
+                out[rows] += w * (x[rows] >= self.loc[j, which, None])
             else:
                 for r in rows:
-                    out[r] = cdf_values(self.dists[index[r]], x[r])
+                    out[r] += self.weight[j, index[r]] * cdf_values(self.leaf[j][index[r]], x[r])
         return out
 
     def kernels(self, index: np.ndarray, scales: np.ndarray, h: float, size: int) -> np.ndarray:
         """Hat weights (see :func:`hat_weights`) of ``scales[r] * dists[index[r]]`` above its lower end,
-        one row each, or a single row when all rows are the same distribution and scale."""
+        one row each, or a single row when all rows are the same distribution and scale: the second
+        difference of the (mixture of the leaves') stop-loss transforms at the lattice points."""
         if np.all(self.same[index] == self.same[index[0]]) and np.all(scales == scales[0]):
             index, scales = index[:1], scales[:1]
         offsets = np.arange(-1, size + 1) * h
-        out = np.empty((len(index), size))
-        codes = self.code[index]
-        for code in np.unique(codes):
-            rows = np.nonzero(codes == code)[0]
+        points = offsets[None, :] / scales[:, None] + self.lower[index, None]   # in the unscaled variable
+        integral = np.zeros((len(index), size + 2))
+        finite_all = self.finite_mean[index]
+        for j, code, rows in self._by_leaf(index):
             which = index[rows]
-            c = scales[rows, None]
+            w = self.weight[j, which, None]
+            finite = finite_all[rows]
             if code >= 0:
                 family, shape = self.families[code]
-                width = self.scale[which, None]
-                z = (offsets[None, :] / c + self.lower[which, None] - self.loc[which, None]) / width
-                finite = self.finite_mean[which]
-                integral = np.empty_like(z)
+                width = self.scale[j, which, None]
+                z = (points[rows] - self.loc[j, which, None]) / width
+                part = np.empty_like(z)
                 if finite.any():
-                    integral[finite] = _standard_stop_loss(family, shape, z[finite])
+                    part[finite] = _standard_stop_loss(family, shape, z[finite])
                 if not finite.all():
-                    integral[~finite] = _standard_integrated_cdf(family, shape, z[~finite])
-                out[rows] = np.maximum(np.diff(c * width * integral, 2, axis=1) / h, 0.0)
+                    part[~finite] = _standard_integrated_cdf(family, shape, z[~finite])
+                integral[rows] += w * width * part
+            elif code == ATOM:
+                value = self.loc[j, which, None]
+                integral[rows] += w * np.where(finite[:, None], np.maximum(value - points[rows], 0.0),
+                                               np.maximum(points[rows] - value, 0.0))
             else:
-                for r in rows:
-                    d, scale = self.dists[index[r]], float(scales[r])
-                    out[r] = hat_weights(d, scale * self.lower[index[r]], h, size, scale,
-                                         bool(self.finite_mean[index[r]]))
-        return out
+                for r, row in zip(rows, which):
+                    leaf = self.leaf[j][row]
+                    part = stop_loss(leaf, points[r]) if finite_all[r] else integrated_cdf(leaf, points[r])
+                    integral[r] += self.weight[j, row] * part
+        integral *= scales[:, None]
+        return np.maximum(np.diff(integral, 2, axis=1) / h, 0.0)
 
 
 _FAST_FAMILIES = ("expon", "uniform", "gamma", "lognorm", "weibull_min", "pareto")
@@ -654,9 +739,6 @@ class Evaluator:
     def __init__(self, model: TimingModel):
         self.model = model
         topo = model.topology
-        self._quantile_cache: dict[tuple[int, float], float] = {}
-        self._keep: list[Distribution] = []
-        self._weights_cache: dict[tuple, np.ndarray] = {}
         self._job_cache: dict[tuple, _EdgeJob] = {}
         types: dict[tuple[Distribution, Distribution, Distribution], int] = {}
         self.worker_type = np.empty(topo.n_workers, dtype=np.intp)
@@ -664,38 +746,22 @@ class Evaluator:
             key = (model.worker_compute[w], model.worker_overhead[w], model.worker_uplink[w])
             self.worker_type[w] = types.setdefault(key, len(types))
         self.types = list(types)
-        self.type_compute = [t[0] for t in self.types]
-        self.type_compute_lower = np.array([self._quantile(t[0], 0.0) for t in self.types])
-        self.type_shift = np.array([sum(self._quantile(d, 0.0) for d in t[1:]) for t in self.types])
         edge_types: dict[tuple[Distribution, Distribution, float], int] = {}
         self.edge_type = np.empty(topo.n_edges, dtype=np.intp)
         for i in range(topo.n_edges):
             key = (model.edge_process[i], model.edge_uplink[i], float(model.per_vector[i]))
             self.edge_type[i] = edge_types.setdefault(key, len(edge_types))
         self.edge_types = list(edge_types)
-        self.edge_shift = np.array([k[2] + self._quantile(k[0], 0.0) + self._quantile(k[1], 0.0)
-                                    for k in self.edge_types])
+        self.edge_parts = [_Components([k[c] for k in self.edge_types]) for c in range(2)]
+        self.edge_beta = np.array([k[2] for k in self.edge_types])
+        self.edge_shift = self.edge_beta + self.edge_parts[0].lower + self.edge_parts[1].lower
         self.edge_random = [tuple(d for d in k[:2] if not d.is_constant) for k in self.edge_types]
         # vectorised per-type facts: worker components (compute, overhead, uplink), edge components
         # (process, uplink)
-        self.worker_parts = [_Components([t[c] for t in self.types], self._quantile) for c in range(3)]
-        self.edge_parts = [_Components([k[c] for k in self.edge_types], self._quantile) for c in range(2)]
-        self.edge_beta = np.array([k[2] for k in self.edge_types])
+        self.worker_parts = [_Components([t[c] for t in self.types]) for c in range(3)]
         self._job_arrays: dict[_EdgeJob, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     # -- per-distribution facts ---------------------------------------------------------------------
-    def _quantile(self, dist: Distribution, q: float) -> float:
-        """``dist``'s quantile at ``q`` (``q = 0``: lower end of the support), cached."""
-        if dist.is_constant:
-            return float(dist.value) if isinstance(dist, Constant) else float(dist.ppf(0.5))
-        key = (id(dist), q)
-        value = self._quantile_cache.get(key)
-        if value is None:
-            value = float(dist.lower) if q == 0.0 else float(dist.ppf(q))
-            self._quantile_cache[key] = value
-            self._keep.append(dist)   # ids stay valid while the evaluator lives
-        return value
-
     # -- strategies as order statistics ----------------------------------------------------------------
     def _edge_job(self, edge: int, positions: tuple[int, ...], tolerated: int) -> _EdgeJob:
         key = (edge, positions, tolerated)
@@ -761,19 +827,16 @@ class Evaluator:
     # -- support bounds --------------------------------------------------------------------------------
     def _type_quantiles(self, q: float) -> tuple[np.ndarray, np.ndarray]:
         """Per worker type: the compute quantile at ``q`` and the sum of the other components' quantiles."""
-        key = ("types", q)
-        if key not in self._weights_cache:
-            self._weights_cache[key] = (np.array([self._quantile(t[0], q) for t in self.types]),
-                                        np.array([sum(self._quantile(d, q) for d in t[1:]) for t in self.types]))
-        return self._weights_cache[key]
+        parts = self.worker_parts
+        return parts[0].quantiles(q), parts[1].quantiles(q) + parts[2].quantiles(q)
 
     def _edge_excess(self, q: float) -> np.ndarray:
         """Per edge type: the sum over its random components of (quantile at ``q`` - lower end)."""
-        key = ("types", "edge", q)
-        if key not in self._weights_cache:
-            self._weights_cache[key] = np.array([sum(self._quantile(d, q) - self._quantile(d, 0.0)
-                                                     for d in k[:2] if not d.is_constant) for k in self.edge_types])
-        return self._weights_cache[key]
+        return sum(np.where(part.random, part.quantiles(q) - part.lower, 0.0) for part in self.edge_parts)
+
+    def edge_quantile_sum(self, q: float) -> np.ndarray:
+        """Per edge type: ``β`` plus the quantiles at ``q`` of its processing and link delays (seconds)."""
+        return self.edge_beta + self.edge_parts[0].quantiles(q) + self.edge_parts[1].quantiles(q)
 
     def _arrays(self, job: _EdgeJob) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(types, offsets, counts)`` of a job's rows as arrays."""

@@ -22,31 +22,38 @@ for one that is stochastically faster in every component can only make each orde
 **Greedy** (:func:`greedy_jncss`, scales to thousands of workers). Steps:
 
 1. *Rank* the workers of every edge by a dominance-consistent speed score (the sum of their component
-   quantiles at levels 0.1, 0.3, ..., 0.9 at the all-nodes load); from here on an edge that keeps
+   quantiles at levels 0.1, 0.3, ..., 0.9 at the best all-nodes load); from here on an edge that keeps
    ``c`` workers keeps its ``c`` best-ranked ones, so a selection is a vector of counts
    ``c_i ∈ {0, 1..m_i}`` (0 = edge dropped) plus ``(s_e, s_w)``.
-2. *Tolerances on all nodes*: evaluate every admissible ``(s_e, s_w)`` when there are at most
-   ``ALL_PAIRS_LIMIT`` of them, otherwise a coarse lattice of pairs followed by a pattern search
-   (steps of ±1 in each coordinate and diagonally) from the best ones.
-3. *Local search* from that point. Every round scores, in one batched call, the moves: drop the
-   lowest-ranked worker of any edge; add back the next worker of any edge; drop one of the
-   ``EDGE_MOVES`` slowest edges (keeping ``s_e``, or with ``s_e - 1``); re-admit one of the
-   ``EDGE_MOVES`` best dropped edges (keeping ``s_e``, or with ``s_e + 1``); change ``s_e`` or ``s_w``
-   by ±1 (and both, in opposite directions); change ``s_w`` by ±1 together with every edge's count
-   (which keeps each edge's ``k_i``). When several single-worker drops improve, the best ``r`` of them
-   together are also tried for ``r = 2, 4, 8, ...`` (a line search that makes big systems converge in a
-   few rounds). The best move is taken if it improves the objective by more than ``IMPROVEMENT``;
-   visited selections are never revisited, so the search terminates.
-4. The final selection and the best all-nodes strategy of step 2 are re-evaluated accurately and the
-   better one is returned.
+2. *Starting points*, each with its best tolerances (:func:`_tolerance_search`: every admissible
+   ``(s_e, s_w)`` when there are at most ``ALL_PAIRS_LIMIT``, else a coarse lattice of pairs, refined by
+   a pattern search of ±1/±2 steps for the all-nodes family): all nodes (the two best pairs); without
+   the smallest edges (whose size caps ``s_w`` and ``s_e``); every edge capped at a common number of
+   its best workers; the edges with at least ``c`` workers, each with its ``c`` best; the ``j`` best
+   edges. The best start of each family (topped up to ``START_RUNS`` starts) goes to step 3.
+3. *Local search* (steepest descent) from each start. Every round scores, in batched calls, the moves:
+   drop the lowest-ranked worker of any edge, or add back its next one; drop the ``r`` globally slowest
+   participating workers, or add back the ``r`` fastest left-out ones, for ``r = 1, 2, 4, ...``; cap
+   every edge at a common count; drop one of the ``EDGE_MOVES`` slowest edges (keeping ``s_e``, or with
+   ``s_e - 1``), or the ``r`` slowest together for ``r = 2, 4, ...`` (``s_e`` kept or scaled); re-admit
+   one of the ``EDGE_MOVES`` best dropped edges with a spread of worker counts
+   (keeping ``s_e``, or with ``s_e + 1``); change ``s_e`` or ``s_w`` by ±1 (and both, in opposite
+   directions); change ``s_w`` by ±1 together with every edge's count (which keeps each ``k_i``). When
+   several single-worker drops improve, the best ``r`` of them together are tried for
+   ``r = 2, 4, 8, ...``. The ``RETUNE_SETS`` most promising new node sets (on small systems also every
+   edge drop/re-admission) are re-scored with re-chosen tolerances (all pairs up to
+   ``RETUNE_ALL_PAIRS``, else a ±1 window). The best move is taken if it improves the objective by
+   more than ``IMPROVEMENT``; a run never revisits a selection, so it terminates.
+4. The best final selection and the best all-nodes strategy are re-evaluated with the accurate,
+   error-controlled evaluator and the better one is returned.
 
-Complexity. One evaluation of a candidate costs ``O(G (Σ_i m'_i (s_w+1) + n' (s_e+1)))`` for a grid of
-``G`` points (identical workers cost less: they enter as one binomial term). A round of step 3 scores
-``O(n)`` candidates, but those of one move type share a load and hence one grid, and their common edge
-order statistics are computed once: a round costs about ``O(#loads)`` full evaluations, with
-``#loads <= 12 + 2 log2(n)``. Step 2 costs ``O(min(n m_min, ALL_PAIRS_LIMIT))`` evaluations and the
-number of rounds is bounded by the number of distinct selections visited (in practice 5-30). Memory is
-``O(G n m_max)`` per batch (bounded in blocks).
+Complexity. One evaluation costs ``O(G (Σ_i m'_i (s_w+1) + n' (s_e+1)))`` element operations on a grid
+of ``G`` points (identical workers cost less: they enter as one binomial term). Candidates that share a
+load share one grid and their common edge order statistics are computed once, so a round of step 3
+(``O(n + log N)`` candidates) costs about as many full evaluations as it has distinct loads:
+``O(1 + EDGE_MOVES · 4 + log2 N)`` plus the re-tuned sets (``RETUNE_SETS × 9`` on large systems).
+Step 2 costs ``O(5 × min(n m_min, 50))`` evaluations; the number of rounds is bounded by the number of
+distinct selections (in practice 3-15 per start). Memory is ``O(G n m_max)`` per batch, in blocks.
 
 :func:`optimize_table` builds the rows of ``optimize.csv``: uncoded, the best flat GC, the best HGC on all
 nodes, JNCSS greedy and (when feasible) JNCSS exhaustive, each with an analytic ``E[T]`` and a Monte Carlo
@@ -59,7 +66,7 @@ import itertools
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -72,6 +79,9 @@ from hgc.rng import Stream
 from hgc.schemes import Strategy, all_nodes, make_strategy
 from hgc.simulation import run_strategies
 from hgc.timing import TimingModel
+
+if TYPE_CHECKING:
+    from hgc.config import ExperimentConfig
 
 __all__ = [
     "FlatChoice", "JNCSSResult", "METHODS", "OPTIMIZE_COLUMNS", "OptimizeResult", "best_flat_gc",
@@ -145,7 +155,7 @@ class _Scorer:
         self.model = model
         self.evaluator = evaluator or Evaluator(model)
         big_n = model.topology.n_workers
-        self.points = points or (513 if big_n > 400 else 1025)
+        self.points = points or (257 if big_n > 400 else 1025)
         self.memo: dict[tuple, float] = {}
         self.evaluations = 0
 
@@ -355,7 +365,8 @@ def _best_all_nodes(model: TimingModel, s_e: int | None, s_w: int | None, scorer
         raise ConfigError(f"no admissible (s_e, s_w) with s_e={'auto' if s_e is None else s_e}, "
                           f"s_w={'auto' if s_w is None else s_w} on edges of sizes {list(model.topology.workers)}",
                           "schemes")
-    strategy, evaluation = _refine(scorer, [r[0] for r in ranked], np.array([r[1] for r in ranked]))
+    top = REFINE_TOP if model.topology.n_workers <= 400 else 2     # accurate evaluations are costly there
+    strategy, evaluation = _refine(scorer, [r[0] for r in ranked], np.array([r[1] for r in ranked]), top)
     return _final(model, strategy), evaluation, ranked
 
 
@@ -393,9 +404,7 @@ class _Greedy:
         evaluator = self.scorer.evaluator
         topo = self.model.topology
         worker = _speed_scores(evaluator, st.load if st is not None else 1.0 / topo.n_workers)
-        link = np.array([sum(evaluator._quantile(process, q) + evaluator._quantile(uplink, q) + beta
-                             for q in SCORE_LEVELS)
-                         for process, uplink, beta in (evaluator.edge_types[t] for t in evaluator.edge_type)])
+        link = sum(evaluator.edge_quantile_sum(q) for q in SCORE_LEVELS)[evaluator.edge_type]
         edge = np.zeros(len(self.sizes))
         for i, m in enumerate(self.sizes):
             c = state.counts[i] if state.counts[i] > 0 else m
@@ -453,10 +462,15 @@ class _Greedy:
                 break
         present = [i for i, c in enumerate(counts) if c > 0]
         absent = [i for i, c in enumerate(counts) if c == 0]
-        for i in sorted(present, key=lambda i: -edge_scores[i])[:EDGE_MOVES]:
+        slowest = sorted(present, key=lambda i: -edge_scores[i])
+        for i in slowest[:EDGE_MOVES]:
             dropped = counts[:i] + [0] + counts[i + 1:]
             add(dropped, s_e, s_w)
             add(dropped, s_e - 1, s_w)
+        for r in _doubling(len(present) - 1)[1:]:   # the r slowest edges at once (s_e kept or scaled)
+            dropped = [0 if i in set(slowest[:r]) else c for i, c in enumerate(counts)]
+            add(dropped, s_e, s_w)
+            add(dropped, round(s_e * (len(present) - r) / len(present)), s_w)
         for i in sorted(absent, key=lambda i: edge_scores[i])[:EDGE_MOVES]:
             for c in _spread_values(list(range(s_w + 1, self.sizes[i] + 1)), 4):
                 back = counts[:i] + [c] + counts[i + 1:]
@@ -863,8 +877,8 @@ def _ids(strategy: Strategy) -> tuple[str, str]:
     return (";".join(str(e) for e, _ in pairs), ";".join(",".join(str(p) for p in ws) for _, ws in pairs))
 
 
-def optimize(config, *, method: str = "greedy", trials: int | None = None, seed: int | None = None
-             ) -> OptimizeResult:
+def optimize(config: ExperimentConfig, *, method: str = "greedy", trials: int | None = None,
+             seed: int | None = None, include_timings: bool = True) -> OptimizeResult:
     """Run JNCSS on ``config`` (an :class:`~hgc.config.ExperimentConfig`) and compare it with the other
     strategies; ``trials``/``seed`` override the config's for the Monte Carlo check.
 
@@ -872,6 +886,8 @@ def optimize(config, *, method: str = "greedy", trials: int | None = None, seed:
     with the best ``(s_e, s_w)`` (:func:`best_hgc_tolerances`); ``jncss_greedy``; ``jncss_exhaustive`` when
     ``method`` is ``exhaustive`` or the search space has at most ``EXHAUSTIVE_AUTO_LIMIT`` candidates.
     Every strategy is also simulated (``trials`` iterations on ``Stream.OPTIMIZE``, common random numbers).
+    Everything is a function of the config and seed except ``optimizer_seconds`` (wall-clock time), which
+    is left empty with ``include_timings=False`` so that the table is byte-for-byte reproducible.
     """
     if method not in METHODS:
         raise ConfigError(f"unknown method '{method}' (one of: {', '.join(METHODS)})", "--method")
@@ -938,7 +954,7 @@ def optimize(config, *, method: str = "greedy", trials: int | None = None, seed:
             "analytic_speedup": baseline_analytic / expected if ev is not None else math.nan,
             "optimality_gap": gap,
             "evaluations": row.evaluations, "search_space": row.space,
-            "optimizer_seconds": round(row.seconds, 3),
+            "optimizer_seconds": round(row.seconds, 3) if include_timings else math.nan,
             "trials": stats.trials, "seed": config.seed,
             "note": "; ".join(n for n in (row.note, st.describe()) if n),
         })
@@ -948,7 +964,7 @@ def optimize(config, *, method: str = "greedy", trials: int | None = None, seed:
     return OptimizeResult(table, greedy, exhaustive, flat, config.trials, config.seed, run.seconds)
 
 
-def optimize_table(config, *, method: str = "greedy", trials: int | None = None,
-                   seed: int | None = None) -> pd.DataFrame:
+def optimize_table(config: ExperimentConfig, *, method: str = "greedy", trials: int | None = None,
+                   seed: int | None = None, include_timings: bool = True) -> pd.DataFrame:
     """The rows of ``optimize.csv`` for ``config`` (see :func:`optimize`)."""
-    return optimize(config, method=method, trials=trials, seed=seed).table
+    return optimize(config, method=method, trials=trials, seed=seed, include_timings=include_timings).table
