@@ -18,17 +18,22 @@ and ``F_T(∞) = P(decoded) < 1``; the evaluator reports ``E[T | decoded]`` (wha
 
 Discretisation and error control.
 
-* The grid is uniform, ``t_j = t_0 + j h``. ``t_0`` is the exact lower end of ``T``'s support; the upper
-  end comes from per-node ``1 - ε`` quantiles pushed through the same order statistics (so
-  ``P(T > t_max) <= (#nodes) ε`` by a union bound), then narrowed to where ``T``'s own survival is
-  negligible.
-* Worker compute ``ℓ X`` is never discretised: its CDF is evaluated exactly at the (shifted) grid points.
-  Every constant part of a delay (constant distributions, the lower end of a shifted distribution,
-  ``β_i``) is a shift of the evaluation points, hence exact.
-* Only the random remainder of ``Y + U`` and of ``P + V`` is discretised, by *linear (hat) weights*
-  ``p_k = E[Λ(R/h - k)]`` (mean-preserving, exact for atoms, second-order accurate).
-* :meth:`Evaluator.evaluate` halves ``h`` until two successive values of ``E[T]`` differ by less than
-  ``rtol`` (relative), so the reported error estimate is measured, not assumed.
+* Grids are uniform, ``t_j = t_0 + j h``; several *nested* ones when ``T`` has a long tail (fine steps
+  over the body, coarser ones further out; :class:`Grid`). ``t_0`` is the order statistic of per-node
+  lower ``ε``-quantiles (``P(T < t_0) <= (#nodes) ε``), the far end that of the upper ones; a coarse
+  pass on that range then locates where ``T``'s own survival falls below 0.3, 1e-2, 1e-4, 1e-7 and
+  1e-13, and those points end the levels (levels closer than a factor ``LEVEL_RATIO`` are merged).
+* The widest random component of a worker's delay (usually ``ℓ X``) is never discretised: its CDF is
+  evaluated exactly at the (shifted) grid points. Every constant part of a delay (constant
+  distributions, the lower end of a shifted distribution, ``β_i``) is a shift of the evaluation points,
+  hence exact.
+* The other random parts (of ``ℓ X + Y + U`` and of ``P + V``) are discretised by *linear (hat)
+  weights* ``p_k = E[Λ(R/h - k)]``, computed exactly from closed-form stop-loss transforms
+  ``E[(R - x)^+]`` (mean-preserving, exact for atoms, second-order accurate), and convolved in by FFT
+  (direct sums for kernels of at most ``DIRECT_CONV_MAX`` points).
+* :meth:`Evaluator.evaluate` halves every level's step until two successive values of ``E[T]`` differ by
+  less than ``rtol`` (relative), so the reported error estimate is measured, not assumed.
+  :meth:`Evaluator.expected_times` (for searches) uses a fixed number of points per level instead.
 
 :class:`Evaluator` also evaluates many candidate strategies at once on a shared grid (used by the JNCSS
 optimiser in :mod:`hgc.optimize`).
@@ -61,9 +66,9 @@ __all__ = [
 SEARCH_POINTS = 1025
 """Grid points used when many candidates are compared (:meth:`Evaluator.expected_times`)."""
 SEARCH_EPS = 1e-8
-"""Per-node tail probability that sets the grid's upper end during a search."""
+"""Per-node tail probability that sets the ends of the coarse pass during a search."""
 ACCURATE_EPS = 1e-11
-"""Per-node tail probability that sets the initial upper end in :meth:`Evaluator.evaluate`."""
+"""Per-node tail probability that sets the ends of the coarse pass in :meth:`Evaluator.evaluate`."""
 PMF_EPS = 1e-13
 """Tail mass of a discretised link/overhead delay that may be dropped."""
 BLOCK_ELEMENTS = 3_000_000
@@ -1141,13 +1146,14 @@ class Evaluator:
         """
         plan = self.plan(strategy)
         base = int(min_points)
-        layout = self.layout([plan], max_points)
+        layout = self.layout([plan], base)
         grid = self.grid_for([plan], base, ACCURATE_EPS, layout=layout)[0]
         cdfs, lattices = self._plans_on_grid([plan], grid, base, layout)
         mean, decoded, tail = (float(v[0]) for v in _integrate(cdfs, lattices, grid.segments(lattices)))
         points, converged, error = base, False, math.inf
         while decoded > 0 and (points - 1) * 2 + 1 <= max_points:
             points = (points - 1) * 2 + 1
+            layout = self.layout([plan], points)  # re-blocked for the longer grid (bounded memory)
             cdfs, lattices = self._plans_on_grid([plan], grid, points, layout)
             fine_mean, decoded, tail = (float(v[0]) for v in _integrate(cdfs, lattices, grid.segments(lattices)))
             error, mean = abs(fine_mean - mean), fine_mean
