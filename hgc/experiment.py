@@ -1,37 +1,31 @@
 """``hgc simulate`` as a library call: schemes → strategies → Monte Carlo → summary table.
 
 :func:`resolve_schemes` turns each :class:`~hgc.schemes.SchemeSpec` of a config into a concrete
-:class:`~hgc.schemes.Strategy`: fixed tolerances directly, ``auto`` tolerances by a *pilot* Monte Carlo run
-on an independent random stream (so the reported numbers are not biased by the selection), and
-``hgc_jncss`` by the optimizer of :mod:`hgc.optimize`. :func:`simulate` then evaluates all strategies on
+:class:`~hgc.schemes.Strategy`: fixed tolerances directly, ``auto`` tolerances and ``hgc_jncss`` with the
+analytic evaluator and optimizer of :mod:`hgc.optimize` (flat GC behind a relay queue by a Monte Carlo pilot
+on an independent random stream, so the selection does not bias the reported numbers). :func:`simulate` then evaluates all strategies on
 the same sampled delays and returns a :class:`SimulationResult` whose ``summary`` has the columns of
 SPEC §6.
 """
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable
 
 import numpy as np
 import pandas as pd
 
-from hgc.codes import hgc_reachable
 from hgc.config import ExperimentConfig
 from hgc.errors import ConfigError
-from hgc.rng import Stream
+from hgc.optimize import best_flat_gc, best_hgc_tolerances, select_jncss
 from hgc.schemes import AUTO, SchemeSpec, Strategy, make_strategy
 from hgc.simulation import MonteCarloRun, TimeStatistics, run_strategies
-from hgc.timing import TimingModel
 
 SUMMARY_COLUMNS = [
     "scheme", "s_e", "s_w", "s", "edges", "workers", "load", "mean_time", "sem_time", "p50_time",
     "p95_time", "p99_time", "failure_rate", "master_vectors", "speedup", "trials", "seed", "label", "note",
 ]
-PILOT_MIN_TRIALS = 2_000
-PILOT_MAX_TRIALS = 20_000
-PILOT_WORK = 4e7  # worker-delay evaluations a pilot may spend (trials x workers x candidates)
 QUANTILE_LEVELS = np.round(np.concatenate([np.arange(0.005, 0.995, 0.005), [0.995, 0.999]]), 6)
 
 
@@ -58,60 +52,31 @@ class SimulationResult:
 
 
 # ----------------------------------------------------------------------------------------------------
-# Choosing `auto` tolerances
-
-def pilot_trials(model: TimingModel, n_candidates: int) -> int:
-    """Trials of the pilot run that compares ``n_candidates`` strategies (bounded total work)."""
-    per_trial = max(1, model.topology.n_workers * n_candidates)
-    return int(np.clip(PILOT_WORK / per_trial, PILOT_MIN_TRIALS, PILOT_MAX_TRIALS))
-
-
-def choose_by_pilot(model: TimingModel, candidates: Sequence[Strategy], seed: int) -> tuple[Strategy, str]:
-    """The candidate with the smallest mean time per successful iteration on a pilot run drawn from
-    ``Stream.PILOT`` (independent of the reported run), and a note describing the choice."""
-    if len(candidates) == 1:
-        return candidates[0], ""
-    trials = pilot_trials(model, len(candidates))
-    run = run_strategies(model, candidates, seed=seed, trials=trials, stream_id=Stream.PILOT)
-    scores = [stats.effective_time for stats in run.statistics]
-    best = int(np.argmin(scores))
-    return candidates[best], f"auto: best of {len(candidates)} on a {trials}-trial pilot"
-
-
-def _flat_candidates(config: ExperimentConfig) -> list[Strategy]:
-    topo = config.topology
-    return [make_strategy("flat_gc", topo, s=s) for s in range(topo.n_workers)]
-
-
-def _hgc_candidates(config: ExperimentConfig, spec: SchemeSpec) -> list[Strategy]:
-    topo = config.topology
-    s_e_values = range(topo.n_edges) if spec.s_e == AUTO else [int(spec.s_e)]
-    s_w_values = range(min(topo.workers)) if spec.s_w == AUTO else [int(spec.s_w)]
-    candidates = [make_strategy("hgc", topo, s_e=s_e, s_w=s_w)
-                  for s_e, s_w in itertools.product(s_e_values, s_w_values)
-                  if hgc_reachable(topo.workers, s_e, s_w)]
-    if not candidates:
-        raise ConfigError(f"no admissible tolerances for {spec.label} on edges of sizes {list(topo.workers)}",
-                          "schemes")
-    return candidates
-
+# Choosing `auto` tolerances and JNCSS selections
 
 def resolve_scheme(config: ExperimentConfig, spec: SchemeSpec) -> ResolvedScheme:
-    """The concrete strategy for one scheme of ``config``."""
+    """The concrete strategy for one scheme of ``config``.
+
+    ``hgc`` with ``auto`` tolerances and ``hgc_jncss`` are chosen with the analytic evaluator (exact
+    E[T], no sampling noise); ``flat_gc`` with ``s: auto`` analytically when its messages reach the master
+    independently, otherwise by a Monte Carlo pilot on ``Stream.PILOT`` — independent of the reported run,
+    so the choice does not bias the reported numbers.
+    """
     topo, model = config.topology, config.timing
     if spec.kind == "uncoded":
         return ResolvedScheme(spec, make_strategy("uncoded", topo))
     if spec.kind == "flat_gc":
         if spec.s != AUTO:
             return ResolvedScheme(spec, make_strategy("flat_gc", topo, s=int(spec.s)))
-        return ResolvedScheme(spec, *choose_by_pilot(model, _flat_candidates(config), config.seed))
+        choice = best_flat_gc(model, seed=config.seed)
+        return ResolvedScheme(spec, choice.strategy, f"auto: {choice.note}")
     if spec.kind == "hgc":
         if spec.s_e != AUTO and spec.s_w != AUTO:
             return ResolvedScheme(spec, make_strategy("hgc", topo, s_e=int(spec.s_e), s_w=int(spec.s_w)))
-        return ResolvedScheme(spec, *choose_by_pilot(model, _hgc_candidates(config, spec), config.seed))
+        strategy = best_hgc_tolerances(model, s_e=None if spec.s_e == AUTO else int(spec.s_e),
+                                       s_w=None if spec.s_w == AUTO else int(spec.s_w))
+        return ResolvedScheme(spec, strategy, "auto: tolerances by analytic E[T]")
     if spec.kind == "hgc_jncss":
-        from hgc.optimize import select_jncss
-
         result = select_jncss(model, method="greedy")
         return ResolvedScheme(spec, result.strategy,
                               f"JNCSS greedy: analytic E[T]={result.expected_time:.6g}s")

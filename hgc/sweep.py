@@ -362,7 +362,7 @@ def run_point(task: PointTask) -> PointOutcome:
             optimize_table = optimize_function()
             if optimize_table is None:
                 raise ConfigError("optimize analysis not available", "analyses")
-            optimize = _with_params(optimize_table(config), task.params)
+            optimize = _with_params(optimize_table(config, include_timings=False), task.params)  # reproducible bytes
         return PointOutcome(task.index, task.store_key, task.params, time.perf_counter() - start,
                             summary=summary, optimize=optimize)
     except Exception as err:  # noqa: BLE001 - reported per point, the sweep goes on
