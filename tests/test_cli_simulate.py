@@ -135,3 +135,19 @@ def test_console_script_has_no_traceback_on_bad_input(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "hgc", "simulate", str(bad)], capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [f"error: {bad}: topology.workers[1]: must be >= 1, got 0"]
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["simulate", "CONFIG", "--trials", "0"], "Invalid value for '--trials'"),
+    (["simulate", "CONFIG", "--seed", "-1"], "Invalid value for '--seed'"),
+    (["simulate", "CONFIG", "--bogus"], "No such option '--bogus'"),
+    (["simulate"], "Missing argument 'CONFIG'"),
+    (["simulat"], "No such command 'simulat'"),
+    (["sweep", "CONFIG", "--jobs", "0"], "Invalid value for '--jobs'"),
+])
+def test_bad_arguments_exit_2_with_one_line(cli, write_config, args, fragment):
+    config = write_config(GOOD)
+    result = cli(*[str(config) if a == "CONFIG" else a for a in args])
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: hgc") and fragment in lines[0]

@@ -127,7 +127,8 @@ def test_bad_cli_arguments_exit_2(tmp_path, cli):
     for args in (["--jobs", "0"], ["--executor", "serial", "--scheduler", "tcp://127.0.0.1:1"]):
         result = cli("sweep", path, "--out", tmp_path / "o", *args)
         assert result.exit_code == 2, result.output
-        assert result.stderr.startswith("error: --")
+        line = result.stderr.strip()
+        assert "\n" not in line and line.startswith("error: ") and args[0] in line
 
 
 # ---------------------------------------------------------------------------------------------------- running

@@ -7,6 +7,8 @@ dependencies (Dask, matplotlib, scikit-learn) never slow another down.
 from __future__ import annotations
 
 import importlib
+import sys
+from typing import Any
 
 import click
 
@@ -36,13 +38,31 @@ class LazyGroup(click.Group):
         module = importlib.import_module(f"hgc.cli.{module_name}")
         return getattr(module, attr)
 
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        """Run the command; bad arguments end with one line on stderr and exit status 2 (as bad configs)."""
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            result = super().main(*args, standalone_mode=False, **kwargs)
+        except click.UsageError as err:
+            command = err.ctx.command_path if err.ctx is not None else "hgc"
+            click.echo(f"error: {command}: {err.format_message()} (see '{command} --help')", err=True)
+            sys.exit(err.exit_code)
+        except click.ClickException as err:
+            err.show()
+            sys.exit(err.exit_code)
+        except click.Abort:
+            click.echo("aborted", err=True)
+            sys.exit(1)
+        sys.exit(result if isinstance(result, int) else 0)
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, help_) for name, (_, _, help_) in COMMANDS.items()]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
 
-@click.group(cls=LazyGroup)
+@click.group(name="hgc", cls=LazyGroup)
 @click.version_option(__version__, prog_name="hgc")
 def main() -> None:
     """hgc: hierarchical gradient coding experiments.

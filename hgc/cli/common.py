@@ -42,7 +42,12 @@ out_option = click.option(
     "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
     help="Output directory [default: results/<config name>/].",
 )
-seed_option = click.option("--seed", type=int, default=None, help="Override the config's seed.")
+seed_option = click.option("--seed", type=click.IntRange(min=0), default=None, help="Override the config's seed.")
+
+
+def trials_option(help_text: str = "Override the config's number of trials.") -> Callable[[F], F]:
+    """``--trials N`` (N >= 1)."""
+    return click.option("--trials", type=click.IntRange(min=1), default=None, help=help_text)
 quiet_option = click.option("--quiet", is_flag=True, help="No progress bar and nothing but errors printed.")
 
 

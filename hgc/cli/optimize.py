@@ -6,10 +6,9 @@ from pathlib import Path
 
 import click
 
-from hgc.cli.common import config_argument, default_out_dir, handle_errors, out_option, quiet_option, seed_option
+from hgc.cli.common import config_argument, default_out_dir, handle_errors, out_option, quiet_option, seed_option, trials_option
 from hgc.config import load_config
 from hgc.output import run_metadata, write_csv, write_json, write_yaml
-from hgc.validation import as_int
 
 TABLE_COLUMNS = ["strategy", "edges", "workers", "s_e", "s_w", "s", "load", "expected_time", "mc_mean_time",
                  "mc_sem_time", "speedup", "optimality_gap", "optimizer_seconds"]
@@ -20,7 +19,7 @@ TABLE_COLUMNS = ["strategy", "edges", "workers", "s_e", "s_w", "s", "load", "exp
 @click.option("--method", type=click.Choice(["greedy", "exhaustive"]), default="greedy", show_default=True,
               help="JNCSS search: greedy (scales; an exhaustive row is added when the system is small) or "
                    "exhaustive (ground truth; refused when the search space is too large).")
-@click.option("--trials", type=int, default=None, help="Monte Carlo trials of the check [default: the config's].")
+@trials_option("Monte Carlo trials of the check [default: the config's].")
 @seed_option
 @out_option
 @quiet_option
@@ -34,10 +33,6 @@ def optimize(config: Path, method: str, trials: int | None, seed: int | None, ou
     """
     from hgc.optimize import optimize as run_optimize
 
-    if trials is not None:
-        as_int(trials, "--trials", minimum=1)
-    if seed is not None:
-        as_int(seed, "--seed", minimum=0)
     experiment = load_config(config)
     out_dir = default_out_dir(experiment.name, out_dir)
     result = run_optimize(experiment, method=method, trials=trials, seed=seed)

@@ -8,12 +8,11 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
-from hgc.cli.common import config_argument, default_out_dir, handle_errors, out_option, quiet_option, seed_option
+from hgc.cli.common import config_argument, default_out_dir, handle_errors, out_option, quiet_option, seed_option, trials_option
 from hgc.config import load_config
 from hgc.experiment import SimulationResult, simulate as run_simulation
 from hgc.output import run_metadata, write_csv, write_json, write_yaml
 from hgc.simulation import CHUNK_TRIALS
-from hgc.validation import as_int
 
 TABLE_COLUMNS = ["label", "s_e", "s_w", "s", "workers", "load", "mean_time", "sem_time", "p95_time",
                  "failure_rate", "master_vectors", "speedup"]
@@ -37,17 +36,13 @@ def write_simulation(result: SimulationResult, config_raw: dict, out_dir: Path) 
 
 @click.command()
 @config_argument
-@click.option("--trials", type=int, default=None, help="Override the config's number of trials.")
+@trials_option()
 @seed_option
 @out_option
 @quiet_option
 @handle_errors
 def simulate(config: Path, trials: int | None, seed: int | None, out_dir: Path | None, quiet: bool) -> None:
     """Simulate one training iteration of every scheme in CONFIG; write summary.csv."""
-    if trials is not None:
-        as_int(trials, "--trials", minimum=1)
-    if seed is not None:
-        as_int(seed, "--seed", minimum=0)
     experiment = load_config(config)
     out_dir = default_out_dir(experiment.name, out_dir)
     total = trials if trials is not None else experiment.trials

@@ -17,7 +17,7 @@ from hgc.sweep import expand_points, load_sweep, run_sweep
 @click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--executor", "executor_kind", type=click.Choice(EXECUTORS), default="process", show_default=True,
               help="Where points run: this process, local worker processes, or a Dask cluster.")
-@click.option("--jobs", type=int, default=None,
+@click.option("--jobs", type=click.IntRange(min=1), default=None,
               help="Worker processes (process executor, local Dask cluster) [default: CPUs available].")
 @click.option("--scheduler", default=None, metavar="ADDRESS",
               help="Dask scheduler address, e.g. tcp://10.0.0.5:8786 (with --executor dask); "

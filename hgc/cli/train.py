@@ -11,7 +11,6 @@ from hgc.config import load_config
 from hgc.errors import ConfigError
 from hgc.output import run_metadata, write_csv, write_json, write_yaml
 from hgc.training.trainer import TrainResult, train as run_training
-from hgc.validation import as_int
 
 TABLE_COLUMNS = ["label", "load", "partitions", "sim_time_total", "time_to_target", "speedup_to_target",
                  "final_loss", "final_test_accuracy", "max_grad_rel_error", "undecodable_iterations"]
@@ -39,7 +38,7 @@ def write_training(result: TrainResult, config_raw: dict, out_dir: Path) -> None
 
 @click.command()
 @config_argument
-@click.option("--iterations", type=int, default=None, help="Override train.iterations.")
+@click.option("--iterations", type=click.IntRange(min=1), default=None, help="Override train.iterations.")
 @seed_option
 @out_option
 @quiet_option
@@ -51,10 +50,6 @@ def train(config: Path, iterations: int | None, seed: int | None, out_dir: Path 
     workers and checks the result against the true gradient; undecodable iterations are reported and
     not applied.
     """
-    if iterations is not None:
-        as_int(iterations, "--iterations", minimum=1)
-    if seed is not None:
-        as_int(seed, "--seed", minimum=0)
     experiment = load_config(config)
     out_dir = default_out_dir(experiment.name, out_dir)
     try:

@@ -27,10 +27,7 @@ def verify(config: Path, max_patterns: int, seed: int | None, out_dir: Path | No
     within tolerance, and write verify.csv. Exit status 1 if any admissible pattern fails."""
     from hgc.config import load_config
     from hgc.verify import verify_config
-    from hgc.validation import as_int
 
-    if seed is not None:
-        as_int(seed, "--seed", minimum=0)
     experiment = load_config(config).with_overrides(seed=seed)
     out_dir = default_out_dir(experiment.name, out_dir)
     progress = None if quiet else (lambda line: click.echo(f"  {line}", err=True))
