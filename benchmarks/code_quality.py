@@ -21,7 +21,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from hgc.codes import CONSTRUCTIONS, admissible_hgc, build_code
@@ -128,9 +127,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.csv is not None:
         args.csv.parent.mkdir(parents=True, exist_ok=True)
         df.to_csv(args.csv, index=False, float_format="%.4g")
-    print(f"### Flat gradient codes: worst relative error / worst κ over the listed s\n")
+    print("### Flat gradient codes: worst relative error / worst κ over the listed s\n")
     print(summary_table(df, "flat"))
-    print(f"\n### HGC (n edges × m workers, or the list of m_i): worst relative error / worst κ over the listed "
+    print("\n### HGC (n edges × m workers, or the list of m_i): worst relative error / worst κ over the listed "
           "(s_e, s_w)\n")
     print(summary_table(df, "hgc"))
     where = f"; details in {args.csv}" if args.csv is not None else ""

@@ -10,7 +10,6 @@ Usage: python benchmarks/simulate_throughput.py [--trials 1000000] [--memory-tri
 from __future__ import annotations
 
 import argparse
-import resource
 import subprocess
 import sys
 import time

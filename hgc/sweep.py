@@ -184,9 +184,6 @@ def sweep_from_mapping(raw: Any, *, source: Path | None = None) -> SweepConfig:
     if "simulate" not in analyses_raw:
         raise ConfigError("must include 'simulate' (sweep.csv holds the simulated summaries)", "analyses")
     analyses = tuple(a for a in ANALYSES if a in analyses_raw)
-    if "optimize" in analyses and optimize_function() is None:
-        raise ConfigError("optimize analysis not available (hgc.optimize provides no optimize_table yet)",
-                          "analyses")
     return SweepConfig(name=name, base_raw=copy.deepcopy(dict(base_raw)), grid=grid, zip=zipped,
                        analyses=analyses, source=Path(source) if source is not None else None,
                        base_source=base_source, base_dir=base_dir, description=description)
@@ -326,15 +323,6 @@ class PointOutcome:
         return self.error is None
 
 
-def optimize_function() -> Any:
-    """``hgc.optimize.optimize_table`` if the optimizer provides it, else ``None``."""
-    try:
-        from hgc import optimize  # noqa: PLC0415 - optional, written separately
-    except ImportError:
-        return None
-    return getattr(optimize, "optimize_table", None)
-
-
 def _with_params(table: pd.DataFrame, params: Mapping[str, Any]) -> pd.DataFrame:
     front = pd.DataFrame({key: [_cell(value)] * len(table) for key, value in params.items()},
                          index=table.index)
@@ -359,9 +347,8 @@ def run_point(task: PointTask) -> PointOutcome:
         summary = _with_params(result.summary, task.params)
         optimize = None
         if "optimize" in task.analyses:
-            optimize_table = optimize_function()
-            if optimize_table is None:
-                raise ConfigError("optimize analysis not available", "analyses")
+            from hgc.optimize import optimize_table  # noqa: PLC0415 - keeps worker start-up light
+
             optimize = _with_params(optimize_table(config, include_timings=False), task.params)  # reproducible bytes
         return PointOutcome(task.index, task.store_key, task.params, time.perf_counter() - start,
                             summary=summary, optimize=optimize)

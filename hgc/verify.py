@@ -234,13 +234,11 @@ def expand_scheme(spec: SchemeSpec, workers: tuple[int, ...]) -> list[tuple[dict
     return []
 
 
-def _jncss_code(config: ExperimentConfig) -> tuple[dict, str, tuple[int, ...]] | None:
+def _jncss_code(config: ExperimentConfig) -> tuple[dict, str, tuple[int, ...]]:
     """``(build_code kwargs, note, participating worker counts)`` of the JNCSS choice (greedy, as
-    ``hgc simulate`` runs it), or ``None`` when :mod:`hgc.optimize` is not available."""
-    try:
-        from hgc.optimize import select_jncss
-    except ImportError:
-        return None
+    ``hgc simulate`` runs it)."""
+    from hgc.optimize import select_jncss
+
     strategy = select_jncss(config.timing, method="greedy").strategy
     counts = tuple(len(w) for w in strategy.workers)
     note = (f"JNCSS (greedy) chose edges {list(strategy.edges)} with {list(counts)} workers; "
@@ -265,10 +263,6 @@ def verify_config(config: ExperimentConfig, *, max_patterns: int = DEFAULT_PATTE
     for j, spec in enumerate(config.schemes):
         if spec.kind == "hgc_jncss":
             jncss = _jncss_code(config)
-            if jncss is None:
-                rows.append({"scheme": spec.kind, "note": "skipped: the JNCSS optimizer (hgc.optimize) is not "
-                             "available; verify its codes with {scheme: hgc, s_e: auto, s_w: auto}"})
-                continue
             expanded, participating = [jncss[:2]], jncss[2]
         else:
             expanded, participating = expand_scheme(spec, workers), workers

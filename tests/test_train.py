@@ -273,13 +273,7 @@ def test_speedup_baseline_is_run_even_when_uncoded_is_not_listed():
     assert np.isfinite(result.summary.speedup_to_target.iloc[0])
 
 
-def test_jncss_is_trained_or_skipped_with_a_warning():
+def test_jncss_choice_is_trained_with_exact_gradients():
     result = train(make_config(schemes=["uncoded", "hgc_jncss"], train__iterations=3))
-    try:
-        import hgc.optimize  # noqa: F401
-    except ImportError:
-        assert any("hgc_jncss" in w for w in result.warnings)
-        assert list(result.summary.label) == ["uncoded"]
-    else:
-        assert "hgc_jncss" in set(result.summary.label)
-        assert (result.history[result.history.iteration > 0].status == STATUS_OK).all()
+    assert "hgc_jncss" in set(result.summary.label)
+    assert (result.history[result.history.iteration > 0].status == STATUS_OK).all()

@@ -1,6 +1,5 @@
 """`hgc verify`: pattern enumeration, code checks, verify.csv and the command's exit status."""
 
-import importlib.util
 from itertools import combinations, product
 from pathlib import Path
 
@@ -98,25 +97,13 @@ def test_verify_config_rows_autos_and_notes(tmp_path):
     assert table[table.scheme == "hgc"].s_w.tolist() == [0, 1]
     assert table.note.iloc[1].startswith("s=auto") and "replication across edges" in table.note.iloc[10]
     jncss = table.iloc[-1]
-    if importlib.util.find_spec("hgc.optimize") is not None:
-        assert jncss.note.startswith("JNCSS (greedy) chose edges") and jncss.failures == 0 and jncss.patterns >= 1
-    else:
-        assert jncss.note.startswith("skipped")
+    assert jncss.note.startswith("JNCSS (greedy) chose edges") and jncss.failures == 0 and jncss.patterns >= 1
     coded = table[table.scheme != "hgc_jncss"]
     assert (coded.failures == 0).all() and (coded.max_rel_error < 1e-12).all() and coded.exhaustive.all()
     np.testing.assert_allclose(coded[coded.scheme == "flat_gc"].load, (np.arange(9) + 1) / 9)
     written = pd.read_csv(tmp_path / "out" / "verify.csv", keep_default_na=False)
     assert list(written.columns) == VERIFY_COLUMNS and len(written) == len(table)
     assert written.s_e.iloc[0] == "" and written.s.iloc[0] == ""          # non-applicable tolerances are empty
-
-
-def test_jncss_is_skipped_with_a_note_without_the_optimizer(tmp_path, monkeypatch):
-    import sys
-
-    monkeypatch.setitem(sys.modules, "hgc.optimize", None)               # makes the import fail
-    path = write_config(tmp_path, "topology: {workers: [2, 2]}\nschemes:\n  - hgc_jncss\n")
-    table = verify_config(load_config(path))
-    assert table.note.tolist()[0].startswith("skipped") and pd.isna(table.patterns.iloc[0])
 
 
 def test_verify_uses_data_partitions(tmp_path):

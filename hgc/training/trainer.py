@@ -310,17 +310,9 @@ def choose_partitions(strategies: Sequence[Strategy], requested: int | None, row
 
 
 def resolve_training_schemes(config: ExperimentConfig) -> tuple[list[ResolvedScheme], list[str]]:
-    """Concrete strategies of the config's schemes; ``hgc_jncss`` is skipped (with a warning) when the
-    optimizer is not available."""
-    resolved, warnings = [], []
-    for spec in config.schemes:
-        try:
-            resolved.append(resolve_scheme(config, spec))
-        except ImportError as err:
-            warnings.append(f"skipping {spec.label}: the optimizer is not available ({err})")
-    if not resolved:
-        raise ConfigError("no scheme left to train", "schemes")
-    return resolved, warnings
+    """Concrete strategies of the config's schemes (``auto`` and ``hgc_jncss`` resolved as ``hgc simulate``
+    resolves them), and warnings (none at present; kept for the run metadata)."""
+    return [resolve_scheme(config, spec) for spec in config.schemes], []
 
 
 def time_to_target(sim_time: np.ndarray, loss: np.ndarray, target: float) -> float:
