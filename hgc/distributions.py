@@ -333,28 +333,21 @@ def _parse_uniform(spec: Mapping[str, Any], key: str, base_dir: Path | None) -> 
     return _location_scale("uniform", "uniform", None, low, high - low, {"low": low, "high": high})
 
 
-def _parse_gamma(spec: Mapping[str, Any], key: str, base_dir: Path | None) -> Distribution:
-    shape = as_float(spec["shape"], join(key, "shape"), positive=True)
-    scale = as_float(spec["scale"], join(key, "scale"), positive=True)
-    return _location_scale("gamma", "gamma", shape, 0.0, scale, {"shape": shape, "scale": scale})
+def _shape_scale_parser(name: str, family: str) -> Callable[[Mapping[str, Any], str, Path | None], Distribution]:
+    """Parser of a family given by ``shape`` and ``scale`` (gamma, Weibull, Pareto)."""
+
+    def parse(spec: Mapping[str, Any], key: str, base_dir: Path | None) -> Distribution:
+        shape = as_float(spec["shape"], join(key, "shape"), positive=True)
+        scale = as_float(spec["scale"], join(key, "scale"), positive=True)
+        return _location_scale(name, family, shape, 0.0, scale, {"shape": shape, "scale": scale})
+
+    return parse
 
 
 def _parse_lognormal(spec: Mapping[str, Any], key: str, base_dir: Path | None) -> Distribution:
     mu = as_float(spec["mu"], join(key, "mu"))
     sigma = as_float(spec["sigma"], join(key, "sigma"), positive=True)
     return _location_scale("lognormal", "lognorm", sigma, 0.0, math.exp(mu), {"mu": mu, "sigma": sigma})
-
-
-def _parse_weibull(spec: Mapping[str, Any], key: str, base_dir: Path | None) -> Distribution:
-    shape = as_float(spec["shape"], join(key, "shape"), positive=True)
-    scale = as_float(spec["scale"], join(key, "scale"), positive=True)
-    return _location_scale("weibull", "weibull_min", shape, 0.0, scale, {"shape": shape, "scale": scale})
-
-
-def _parse_pareto(spec: Mapping[str, Any], key: str, base_dir: Path | None) -> Distribution:
-    shape = as_float(spec["shape"], join(key, "shape"), positive=True)
-    scale = as_float(spec["scale"], join(key, "scale"), positive=True)
-    return _location_scale("pareto", "pareto", shape, 0.0, scale, {"shape": shape, "scale": scale})
 
 
 def _parse_bimodal(spec: Mapping[str, Any], key: str, base_dir: Path | None) -> Distribution:
@@ -414,10 +407,10 @@ _FAMILIES: dict[str, tuple[Callable[[Mapping[str, Any], str, Path | None], Distr
     "exponential": (_parse_exponential, (), ("rate", "mean")),
     "shifted_exponential": (_parse_shifted_exponential, ("shift",), ("rate", "mean")),
     "uniform": (_parse_uniform, ("low", "high"), ()),
-    "gamma": (_parse_gamma, ("shape", "scale"), ()),
+    "gamma": (_shape_scale_parser("gamma", "gamma"), ("shape", "scale"), ()),
     "lognormal": (_parse_lognormal, ("mu", "sigma"), ()),
-    "weibull": (_parse_weibull, ("shape", "scale"), ()),
-    "pareto": (_parse_pareto, ("shape", "scale"), ()),
+    "weibull": (_shape_scale_parser("weibull", "weibull_min"), ("shape", "scale"), ()),
+    "pareto": (_shape_scale_parser("pareto", "pareto"), ("shape", "scale"), ()),
     "bimodal": (_parse_bimodal, ("p", "fast", "slow"), ()),
     "empirical": (_parse_empirical, ("file", "column"), ("scale",)),
 }
