@@ -257,9 +257,25 @@ def verify_config(config: ExperimentConfig, *, max_patterns: int = DEFAULT_PATTE
     that does not fit it raises :class:`~hgc.errors.ConfigError`; for ``auto`` tolerances such values
     are listed with a note instead.
     """
+    rows: list[dict] = []
+    try:
+        for row in _verify_rows(config, max_patterns, tol, progress):
+            rows.append(row)
+    except KeyboardInterrupt:  # keep the rows already checked, then stop
+        if out_dir is not None and rows:
+            _write(_table(rows), out_dir)
+        raise
+    table = _table(rows)
+    if out_dir is not None:
+        _write(table, out_dir)
+    return table
+
+
+def _verify_rows(config: ExperimentConfig, max_patterns: int, tol: float,
+                 progress: Callable[[str], None] | None) -> Iterator[dict]:
+    """One ``verify.csv`` row per code, in config order (see :func:`verify_config`)."""
     workers = tuple(config.topology.workers)
     K = config.data.partitions
-    rows = []
     for j, spec in enumerate(config.schemes):
         if spec.kind == "hgc_jncss":
             jncss = _jncss_code(config)
@@ -273,26 +289,31 @@ def verify_config(config: ExperimentConfig, *, max_patterns: int = DEFAULT_PATTE
                                   rtol=tol, **kwargs)
             except ConfigError as err:
                 if spec.is_auto:
-                    rows.append({**row, "note": f"skipped: {err.message}"})
+                    yield {**row, "note": f"skipped: {err.message}"}
                     continue
                 key = "data.partitions" if err.key == "data.partitions" else f"schemes[{j}]"
                 raise ConfigError(err.message, key, config.source) from None
             check = check_code(code, max_patterns=max_patterns, rng=stream(config.seed, Stream.VERIFY), tol=tol)
-            rows.append({**row, "K": code.n_partitions, "load": code.load, "construction": code.construction,
-                         "patterns": check.patterns, "exhaustive": check.exhaustive,
-                         "max_rel_error": check.max_rel_error, "worst_cond": check.worst_cond,
-                         "undecodable": check.undecodable, "failures": check.failures, "note": note})
+            yield {**row, "K": code.n_partitions, "load": code.load, "construction": code.construction,
+                   "patterns": check.patterns, "exhaustive": check.exhaustive,
+                   "max_rel_error": check.max_rel_error, "worst_cond": check.worst_cond,
+                   "undecodable": check.undecodable, "failures": check.failures, "note": note}
             if progress is not None:
                 tol_text = ", ".join(f"{k}={row[k]}" for k in ("s", "s_e", "s_w") if row[k] is not None)
                 label = f"{row['scheme']}({tol_text})" if tol_text else row["scheme"]
                 progress(f"{label}: {check.patterns} patterns, {check.failures} failures")
+
+
+def _table(rows: list[dict]) -> pd.DataFrame:
     table = pd.DataFrame(rows, columns=VERIFY_COLUMNS)
     for column in ("s", "s_e", "s_w", "K", "patterns", "undecodable", "failures"):
         table[column] = table[column].astype("Int64")
     table["exhaustive"] = table["exhaustive"].astype("boolean")
     table["note"] = table["note"].fillna("")
-    if out_dir is not None:
-        from hgc.output import write_csv
-
-        write_csv(table, Path(out_dir) / "verify.csv")
     return table
+
+
+def _write(table: pd.DataFrame, out_dir: Path) -> None:
+    from hgc.output import write_csv
+
+    write_csv(table, Path(out_dir) / "verify.csv")

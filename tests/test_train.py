@@ -277,3 +277,27 @@ def test_jncss_choice_is_trained_with_exact_gradients():
     result = train(make_config(schemes=["uncoded", "hgc_jncss"], train__iterations=3))
     assert "hgc_jncss" in set(result.summary.label)
     assert (result.history[result.history.iteration > 0].status == STATUS_OK).all()
+
+
+def test_interrupt_keeps_the_finished_schemes(monkeypatch):
+    import hgc.training.trainer as trainer
+
+    real = trainer.coded_descent
+    calls = []
+
+    def interrupted_after_one(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "coded_descent", interrupted_after_one)
+    result = train(make_config(schemes=["uncoded", {"scheme": "hgc", "s_e": 1, "s_w": 1}], train__iterations=4))
+    assert result.interrupted and list(result.summary.label) == ["uncoded"]
+    assert set(result.history.label) == {"uncoded"} and len(result.history) == 5
+    assert any(w.startswith("interrupted: 1 of 2") for w in result.warnings)
+
+    calls.clear()
+    monkeypatch.setattr(trainer, "coded_descent", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):  # nothing finished: nothing to keep
+        train(make_config(schemes=["uncoded"], train__iterations=4))

@@ -160,3 +160,23 @@ def test_cli_exits_1_when_an_admissible_pattern_fails(tmp_path, monkeypatch):
     assert result.exit_code == 1 and "FAILED" in result.output
     table = pd.read_csv(tmp_path / "o" / "verify.csv")
     assert table.failures.tolist() == [0, table.patterns.iloc[1]]
+
+
+def test_interrupt_writes_the_rows_already_checked(tmp_path, monkeypatch):
+    import hgc.verify as verify_module
+
+    real = verify_module.check_code
+    calls = []
+
+    def interrupted_on_second(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(verify_module, "check_code", interrupted_on_second)
+    path = write_config(tmp_path, "topology: {workers: [2, 2]}\nschemes:\n  - uncoded\n  - {scheme: hgc, s_e: 1, s_w: 1}\n")
+    with pytest.raises(KeyboardInterrupt):
+        verify_config(load_config(path), out_dir=tmp_path / "out")
+    written = pd.read_csv(tmp_path / "out" / "verify.csv")
+    assert written.scheme.tolist() == ["uncoded"] and written.failures.tolist() == [0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -26,7 +27,7 @@ def write_training(result: TrainResult, config_raw: dict, out_dir: Path) -> None
         "train", seed=result.seed, iterations=result.iterations, seconds=round(result.seconds, 3),
         dataset={"name": data.name, "task": data.task, "train_rows": data.n_train, "test_rows": data.n_test,
                  "features": data.n_features - 1, "classes": data.n_classes},
-        target_loss=result.target_loss, warnings=result.warnings,
+        target_loss=result.target_loss, warnings=result.warnings, interrupted=result.interrupted,
         strategies=[{"label": run.label, "kind": run.strategy.kind, "listed": run.listed,
                      "edges": list(run.strategy.edges), "workers": [list(w) for w in run.strategy.workers],
                      "s": run.strategy.s, "s_e": run.strategy.s_e, "s_w": run.strategy.s_w,
@@ -69,3 +70,5 @@ def train(config: Path, iterations: int | None, seed: int | None, out_dir: Path 
         click.echo(f"target loss {result.target_loss:.6g}; wrote {out_dir / 'train.csv'} and "
                    f"{out_dir / 'train_summary.csv'} ({result.iterations} iterations, seed {result.seed}, "
                    f"{result.seconds:.1f} s)")
+    if result.interrupted:
+        sys.exit(130)  # the finished schemes were written; the warning above says how many

@@ -278,6 +278,7 @@ class TrainResult:
     iterations: int
     seconds: float
     warnings: list[str] = field(default_factory=list)
+    interrupted: bool = False      # Ctrl-C: only the schemes finished before it are in the tables
 
 
 def participating_counts(strategy: Strategy) -> list[int]:
@@ -349,29 +350,36 @@ def train(config: ExperimentConfig, *, iterations: int | None = None, seed: int 
 
     sample = sample_delays(config.timing, stream(config.seed, Stream.TRAIN_DELAYS), T)
     partitioned: dict[int, PartitionedData] = {}
-    runs = []
-    for r, K, is_listed in zip(resolved, ks, listed):
-        st = r.strategy
-        code = build_code(st.kind, participating_counts(st), s=st.s, s_e=st.s_e, s_w=st.s_w, partitions=K,
-                          rng=stream(config.seed, Stream.CODES))
-        if K not in partitioned:
-            partitioned[K] = PartitionedData.build(data.X_train, K)
-        schedule = response_schedule(st, config, sample)
-        trajectory = coded_descent(data, model, partitioned[K], code, schedule, cfg.learning_rate)
-        runs.append(SchemeRun(r, code, trajectory, is_listed))
+    runs, interrupted = [], False
+    try:
+        for r, K, is_listed in zip(resolved, ks, listed):
+            st = r.strategy
+            code = build_code(st.kind, participating_counts(st), s=st.s, s_e=st.s_e, s_w=st.s_w,
+                              partitions=K, rng=stream(config.seed, Stream.CODES))
+            if K not in partitioned:
+                partitioned[K] = PartitionedData.build(data.X_train, K)
+            schedule = response_schedule(st, config, sample)
+            trajectory = coded_descent(data, model, partitioned[K], code, schedule, cfg.learning_rate)
+            runs.append(SchemeRun(r, code, trajectory, is_listed))
+    except KeyboardInterrupt:
+        if not any(run.listed for run in runs):
+            raise
+        interrupted = True
+        warnings.append(f"interrupted: {sum(run.listed for run in runs)} of {sum(listed)} schemes finished")
 
     target = cfg.target_loss
     if target is None:  # the worst final loss: every scheme reaches it
         target = float(max(run.trajectory.loss[-1] for run in runs))
     history = pd.concat([history_frame(run) for run in runs if run.listed], ignore_index=True)
-    baseline = next(run for run in runs if run.strategy.kind == "uncoded")
-    base_ttt = time_to_target(baseline.trajectory.sim_time, baseline.trajectory.loss, target)
+    baseline = next((run for run in runs if run.strategy.kind == "uncoded"), None)
+    base_ttt = (time_to_target(baseline.trajectory.sim_time, baseline.trajectory.loss, target)
+                if baseline is not None else float("nan"))
     summary = pd.DataFrame([summary_row(run, target, base_ttt) for run in runs if run.listed],
                            columns=SUMMARY_COLUMNS)
     for column in ("s_e", "s_w", "s"):
         summary[column] = summary[column].astype("Int64")
     return TrainResult(history, summary, runs, data, target, config.seed, T, time.perf_counter() - started,
-                       warnings)
+                       warnings, interrupted)
 
 
 def history_frame(run: SchemeRun) -> pd.DataFrame:
