@@ -18,6 +18,10 @@ TABLE_COLUMNS = ["label", "s_e", "s_w", "s", "workers", "load", "mean_time", "se
                  "failure_rate", "master_vectors", "speedup"]
 
 
+def _number(value: object) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
 def write_simulation(result: SimulationResult, config_raw: dict, out_dir: Path) -> None:
     """summary.csv, quantiles.csv, config.resolved.yaml and metadata.json under ``out_dir``."""
     write_csv(result.summary, out_dir / "summary.csv")
@@ -55,7 +59,9 @@ def simulate(config: Path, trials: int | None, seed: int | None, out_dir: Path |
     resolved = experiment.with_overrides(seed=seed, trials=trials).resolved()
     write_simulation(result, resolved, out_dir)
     if not quiet:
-        table = result.summary[TABLE_COLUMNS].to_string(index=False, float_format=lambda v: f"{v:.4g}")
+        shown = result.summary[TABLE_COLUMNS].astype(object)
+        shown = shown.where(shown.notna(), "")
+        table = shown.to_string(index=False, formatters={c: _number for c in TABLE_COLUMNS[1:]})
         click.echo(table)
         click.echo(f"wrote {out_dir / 'summary.csv'} ({result.run.trials_done} trials, seed {result.seed}, "
                    f"{result.run.seconds:.1f} s)")
