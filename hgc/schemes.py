@@ -78,10 +78,6 @@ class Strategy:
     def n_workers(self) -> int:
         return sum(self.worker_counts)
 
-    @property
-    def uses_all(self) -> bool:
-        return all(len(w) == 0 or w == tuple(range(len(w))) for w in self.workers)
-
     def describe(self) -> str:
         """Which special case this is, in words (SPEC §4)."""
         if self.kind == "hgc" and self.s_e == 0 and self.s_w == 0:

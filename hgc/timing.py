@@ -78,10 +78,6 @@ class TimingModel:
     def per_vector_array(self) -> np.ndarray:
         return np.asarray(self.per_vector, dtype=float)
 
-    def mean_worker_compute(self) -> np.ndarray:
-        """Mean whole-dataset compute time of every worker (seconds), shape ``(N,)``."""
-        return np.array([d.mean for d in self.worker_compute])
-
 
 # ----------------------------------------------------------------------------------------------------
 # Parsing the `timing:` section

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -41,11 +41,6 @@ class Topology:
     def max_workers(self) -> int:
         return max(self.workers)
 
-    @property
-    def is_uniform(self) -> bool:
-        """All edges have the same number of workers."""
-        return len(set(self.workers)) == 1
-
     @cached_property
     def offsets(self) -> np.ndarray:
         """Index of each edge's first worker, plus ``N`` at the end (length ``n + 1``)."""
@@ -55,15 +50,6 @@ class Topology:
     def worker_edge(self) -> np.ndarray:
         """Edge index of every worker, shape ``(N,)``."""
         return np.repeat(np.arange(self.n_edges), self.workers)
-
-    @cached_property
-    def worker_position(self) -> np.ndarray:
-        """Position of every worker inside its edge, shape ``(N,)``."""
-        return np.arange(self.n_workers) - self.offsets[self.worker_edge]
-
-    def workers_of(self, edge: int) -> range:
-        """Global indices of the workers of ``edge``."""
-        return range(int(self.offsets[edge]), int(self.offsets[edge + 1]))
 
 
 def parse_topology(raw: Any, key: str = "topology") -> Topology:
@@ -88,11 +74,3 @@ def parse_topology(raw: Any, key: str = "topology") -> Topology:
     m = as_int(workers_raw, join(key, "workers"), minimum=1)
     return Topology((m,) * n)
 
-
-def uniform_topology(n_edges: int, workers_per_edge: int) -> Topology:
-    """``n_edges`` edges with ``workers_per_edge`` workers each."""
-    return Topology((int(workers_per_edge),) * int(n_edges))
-
-
-def topology_from_counts(counts: Sequence[int]) -> Topology:
-    return Topology(tuple(int(c) for c in counts))
