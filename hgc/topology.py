@@ -37,10 +37,6 @@ class Topology:
         """Total number of workers ``N = m_1 + ... + m_n``."""
         return int(sum(self.workers))
 
-    @property
-    def max_workers(self) -> int:
-        return max(self.workers)
-
     @cached_property
     def offsets(self) -> np.ndarray:
         """Index of each edge's first worker, plus ``N`` at the end (length ``n + 1``)."""
