@@ -31,8 +31,8 @@ from scipy import integrate, stats
 
 from hgc.analytic import Evaluator
 from hgc.distributions import Bimodal, Constant, parse_distribution
-from hgc.optimize import (best_hgc_tolerances, exhaustive_jncss, greedy_jncss, random_small_system,
-                          random_system)
+from hgc.optimizer import best_hgc_tolerances, exhaustive_jncss, greedy_jncss
+from hgc.testing import random_small_system, random_system
 from hgc.schemes import Strategy, all_nodes, make_strategy
 from hgc.simulation import run_strategies
 from hgc.timing import TimingModel

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 import yaml
 
 from hgc.errors import ConfigError
-from hgc.schemes import DEFAULT_SCHEMES, SchemeSpec, parse_schemes
+from hgc.schemes import SchemeSpec, default_schemes, parse_schemes
 from hgc.timing import TimingModel, parse_timing
 from hgc.topology import Topology, parse_topology
 from hgc.validation import as_float, as_int, as_mapping, check_keys, describe, join
@@ -146,7 +146,7 @@ def config_from_mapping(raw: Any, *, source: Path | None = None, default_name: s
 
     topology = parse_topology(raw["topology"])
     timing = parse_timing(raw["timing"], topology, base_dir=base_dir)
-    schemes = parse_schemes(raw["schemes"], "schemes", topology) if "schemes" in raw else DEFAULT_SCHEMES
+    schemes = parse_schemes(raw["schemes"], "schemes", topology) if "schemes" in raw else default_schemes()
     train = parse_train(raw.get("train", {}), "train")
     data = parse_data(raw.get("data", {}), "data")
     return ExperimentConfig(name=name, seed=seed, trials=trials, topology=topology, timing=timing,

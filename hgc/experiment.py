@@ -1,26 +1,25 @@
 """``hgc simulate`` as a library call: schemes → strategies → Monte Carlo → summary table.
 
-:func:`resolve_schemes` turns each :class:`~hgc.schemes.SchemeSpec` of a config into a concrete
-:class:`~hgc.schemes.Strategy`: fixed tolerances directly, ``auto`` tolerances and ``hgc_jncss`` with the
-analytic evaluator and optimizer of :mod:`hgc.optimize` (flat GC behind a relay queue by a Monte Carlo pilot
-on an independent random stream, so the selection does not bias the reported numbers). :func:`simulate` then evaluates all strategies on
-the same sampled delays and returns a :class:`SimulationResult` whose ``summary`` has the columns of
-SPEC §6.
+:func:`resolve_schemes` turns each scheme of a config into a concrete strategy through its scheme module
+(``auto`` values and node selections are chosen there, with the analytic evaluator or a Monte Carlo pilot
+on an independent random stream, so the selection does not bias the reported numbers). :func:`simulate`
+then evaluates all strategies on the same sampled delays and returns a :class:`SimulationResult`, whose
+``summary`` is ``summary.csv`` and which writes its own files.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
 import pandas as pd
 
 from hgc.config import ExperimentConfig
-from hgc.errors import ConfigError
-from hgc.optimize import best_flat_gc, best_hgc_tolerances, select_jncss
-from hgc.schemes import AUTO, SchemeSpec, Strategy, make_strategy
-from hgc.simulation import MonteCarloRun, TimeStatistics, run_strategies
+from hgc.output import run_metadata, write_csv, write_json, write_yaml
+from hgc.schemes import BASELINE, ResolveContext, Resolved, baseline_spec
+from hgc.simulation import CHUNK_TRIALS, MonteCarloRun, TimeStatistics, run_strategies
 
 SUMMARY_COLUMNS = [
     "scheme", "s_e", "s_w", "s", "edges", "workers", "load", "mean_time", "sem_time", "p50_time",
@@ -28,81 +27,69 @@ SUMMARY_COLUMNS = [
 ]
 QUANTILE_LEVELS = np.round(np.concatenate([np.arange(0.005, 0.995, 0.005), [0.995, 0.999]]), 6)
 
-
-@dataclass(frozen=True)
-class ResolvedScheme:
-    """A scheme from the config and the concrete strategy that runs for it; ``note`` says how it was chosen."""
-
-    spec: SchemeSpec
-    strategy: Strategy
-    note: str = ""
+ResolvedScheme = Resolved  # the name this module used before the scheme registry
 
 
 @dataclass
 class SimulationResult:
-    """What ``hgc simulate`` computes: the summary table (SPEC §6), iteration-time quantiles per scheme
-    for CDF plots, and run facts (trials completed, interruption, seconds)."""
+    """What ``hgc simulate`` computes: the summary table, iteration-time quantiles per scheme for CDF
+    plots, the resolved schemes, and run facts (trials completed, interruption, seconds)."""
 
     summary: pd.DataFrame
     quantiles: pd.DataFrame
-    schemes: list[ResolvedScheme]
+    schemes: list[Resolved]
     run: MonteCarloRun
-    seed: int
-    trials_requested: int
+    config: ExperimentConfig
+
+    @property
+    def seed(self) -> int:
+        return self.config.seed
+
+    @property
+    def trials_requested(self) -> int:
+        return self.config.trials
+
+    def write(self, out_dir: Path) -> list[Path]:
+        """``summary.csv``, ``quantiles.csv``, ``config.resolved.yaml`` and ``metadata.json`` under ``out_dir``."""
+        out_dir = Path(out_dir)
+        strategies = [{"label": r.spec.label, "kind": r.strategy.kind, "edges": list(r.strategy.edges),
+                       "workers": [list(w) for w in r.strategy.workers], **r.strategy.columns(),
+                       "load": r.strategy.load, "note": r.note} for r in self.schemes]
+        return [
+            write_csv(self.summary, out_dir / "summary.csv"),
+            write_csv(self.quantiles, out_dir / "quantiles.csv"),
+            write_yaml(self.config.resolved(), out_dir / "config.resolved.yaml"),
+            write_json(run_metadata(
+                "simulate", seed=self.seed, trials=self.run.trials_done, trials_requested=self.trials_requested,
+                interrupted=self.run.interrupted, seconds=round(self.run.seconds, 3), chunk_trials=CHUNK_TRIALS,
+                strategies=strategies), out_dir / "metadata.json"),
+        ]
 
 
 # ----------------------------------------------------------------------------------------------------
-# Choosing `auto` tolerances and JNCSS selections
+# Choosing `auto` values and node selections
 
-def resolve_scheme(config: ExperimentConfig, spec: SchemeSpec) -> ResolvedScheme:
-    """The concrete strategy for one scheme of ``config``.
-
-    ``hgc`` with ``auto`` tolerances and ``hgc_jncss`` are chosen with the analytic evaluator (exact
-    E[T], no sampling noise); ``flat_gc`` with ``s: auto`` analytically when its messages reach the master
-    independently, otherwise by a Monte Carlo pilot on ``Stream.PILOT`` — independent of the reported run,
-    so the choice does not bias the reported numbers.
-    """
-    topo, model = config.topology, config.timing
-    if spec.kind == "uncoded":
-        return ResolvedScheme(spec, make_strategy("uncoded", topo))
-    if spec.kind == "flat_gc":
-        if spec.s != AUTO:
-            return ResolvedScheme(spec, make_strategy("flat_gc", topo, s=int(spec.s)))
-        choice = best_flat_gc(model, seed=config.seed)
-        return ResolvedScheme(spec, choice.strategy, f"auto: {choice.note}")
-    if spec.kind == "hgc":
-        if spec.s_e != AUTO and spec.s_w != AUTO:
-            return ResolvedScheme(spec, make_strategy("hgc", topo, s_e=int(spec.s_e), s_w=int(spec.s_w)))
-        strategy = best_hgc_tolerances(model, s_e=None if spec.s_e == AUTO else int(spec.s_e),
-                                       s_w=None if spec.s_w == AUTO else int(spec.s_w))
-        return ResolvedScheme(spec, strategy, "auto: tolerances by analytic E[T]")
-    if spec.kind == "hgc_jncss":
-        result = select_jncss(model, method="greedy")
-        return ResolvedScheme(spec, result.strategy,
-                              f"JNCSS greedy: analytic E[T]={result.expected_time:.6g}s")
-    raise ConfigError(f"unknown scheme '{spec.kind}'", "schemes")
+def resolve_schemes(config: ExperimentConfig, context: ResolveContext | None = None) -> list[Resolved]:
+    """The concrete strategy of every scheme of ``config`` (one shared :class:`ResolveContext`)."""
+    context = context or ResolveContext(config.timing, config.seed)
+    return [spec.scheme.resolve(spec, context) for spec in config.schemes]
 
 
-def resolve_schemes(config: ExperimentConfig) -> list[ResolvedScheme]:
-    return [resolve_scheme(config, spec) for spec in config.schemes]
+def resolve_scheme(config: ExperimentConfig, spec: object) -> Resolved:
+    """The concrete strategy of one scheme of ``config``."""
+    return spec.scheme.resolve(spec, ResolveContext(config.timing, config.seed))  # type: ignore[attr-defined]
 
 
 # ----------------------------------------------------------------------------------------------------
 # The run and its tables
 
-def _optional(value: int | None) -> object:
-    return pd.NA if value is None else int(value)
-
-
-def summary_row(resolved: ResolvedScheme, stats: TimeStatistics, baseline_mean: float,
-                seed: int) -> dict[str, object]:
+def summary_row(resolved: Resolved, stats: TimeStatistics, baseline_mean: float, seed: int) -> dict[str, object]:
     st = resolved.strategy
     p50, p95, p99 = stats.quantile([0.5, 0.95, 0.99])
     note = "; ".join(n for n in (resolved.note, st.describe()) if n)
     return {
-        "scheme": resolved.spec.kind,
-        "s_e": _optional(st.s_e), "s_w": _optional(st.s_w), "s": _optional(st.s),
-        "edges": sum(1 for ws in st.workers if ws), "workers": st.n_workers, "load": st.load,
+        "scheme": resolved.spec.kind, **st.columns(),
+        "edges": st.n_edges, "workers": st.n_workers, "load": st.load,
         "mean_time": stats.mean_time, "sem_time": stats.sem,
         "p50_time": p50, "p95_time": p95, "p99_time": p99,
         "failure_rate": stats.failure_rate, "master_vectors": stats.mean_vectors,
@@ -115,15 +102,17 @@ def simulate(config: ExperimentConfig, *, trials: int | None = None, seed: int |
              progress: Callable[[Iterable[int]], Iterable[int]] | None = None) -> SimulationResult:
     """Monte Carlo iteration time of every scheme in ``config`` (``trials``/``seed`` override the config).
 
-    An uncoded baseline is always simulated (on the same draws) for the ``speedup`` column, even when the
-    config does not list it. Interrupting (Ctrl-C) returns the statistics of the completed chunks.
+    A baseline (uncoded) run is always simulated on the same draws for the ``speedup`` column, even when
+    the config does not list it. Interrupting (Ctrl-C) returns the statistics of the completed chunks.
     """
     config = config.with_overrides(seed=seed, trials=trials)
-    schemes = resolve_schemes(config)
+    context = ResolveContext(config.timing, config.seed)
+    schemes = resolve_schemes(config, context)
     strategies = [r.strategy for r in schemes]
-    baseline = next((i for i, r in enumerate(schemes) if r.spec.kind == "uncoded"), None)
+    baseline = next((i for i, r in enumerate(schemes) if r.spec.kind == BASELINE), None)
     if baseline is None:
-        strategies.append(make_strategy("uncoded", config.topology))
+        spec = baseline_spec()
+        strategies.append(spec.scheme.resolve(spec, context).strategy)
         baseline = len(strategies) - 1
     run = run_strategies(config.timing, strategies, seed=config.seed, trials=config.trials, progress=progress)
     baseline_mean = run.statistics[baseline].mean_time
@@ -135,4 +124,4 @@ def simulate(config: ExperimentConfig, *, trials: int | None = None, seed: int |
         [{"label": r.spec.label, "scheme": r.spec.kind, "quantile": q, "time": t}
          for r, stats in zip(schemes, run.statistics)
          for q, t in zip(QUANTILE_LEVELS, stats.quantile(QUANTILE_LEVELS))])
-    return SimulationResult(summary, quantiles, schemes, run, config.seed, config.trials)
+    return SimulationResult(summary, quantiles, schemes, run, config)

@@ -168,9 +168,10 @@ def kth_smallest(values: np.ndarray, k: int, axis: int = 0) -> np.ndarray:
 class CompiledStrategy:
     """A :class:`Strategy` prepared for repeated evaluation on :class:`DelaySample` chunks.
 
-    Decoding edges (``uncoded``, ``hgc``) wait for their ``k_i = m_i - s_w``-th fastest worker, i.e. the
-    ``(s_w + 1)``-th slowest, and send one vector; relaying edges (``flat_gc``) forward every message FIFO
-    at ``per_vector`` seconds each. The master waits for the ``master_k``-th arrival.
+    Follows the strategy's :class:`~hgc.schemes.Plan`: decoding edges wait for their ``edge_wait[j]``-th
+    fastest worker, i.e. the ``(m_j - edge_wait[j] + 1)``-th slowest, and send one message; relaying edges
+    forward every message FIFO at ``per_vector × message length`` seconds each. The master waits for the
+    ``master_wait``-th arrival.
     """
 
     strategy: Strategy
@@ -180,11 +181,11 @@ class CompiledStrategy:
     master_k: int = field(init=False)
 
     def __post_init__(self) -> None:
-        st, topo = self.strategy, self.model.topology
-        self.edge_index = np.array([e for e, ws in zip(st.edges, st.workers) if ws], dtype=np.intp)
+        st, topo, plan = self.strategy, self.model.topology, self.strategy.plan
+        self.edge_index = np.array(st.edges, dtype=np.intp)
         self.worker_index = np.array([topo.offsets[e] + p for e, ws in zip(st.edges, st.workers) for p in ws],
                                      dtype=np.intp)
-        self.counts = np.array([len(ws) for ws in st.workers if ws], dtype=np.intp)
+        self.counts = np.array(st.worker_counts, dtype=np.intp)
         self.all_workers = np.array_equal(self.worker_index, np.arange(topo.n_workers))
         self.all_edges = np.array_equal(self.edge_index, np.arange(topo.n_edges))
         self.uniform = len(set(self.counts.tolist())) == 1
@@ -193,19 +194,23 @@ class CompiledStrategy:
         self.pad_edge = np.repeat(np.arange(len(self.edge_index)), self.counts)
         self.pad_slot = np.arange(len(self.worker_index)) - np.repeat(np.cumsum(self.counts) - self.counts,
                                                                       self.counts)
-        self.beta = self.model.per_vector_array[self.edge_index][:, None]  # (edges, 1) seconds
-        self.relay = st.kind == "flat_gc"
+        self.load: float | np.ndarray = (st.load if st.worker_loads is None else st.loads[:, None])
+        self.relay = plan.relay
+        self.message = plan.worker_message if self.relay else plan.edge_message
+        self.beta = self.model.per_vector_array[self.edge_index][:, None] * self.message   # (edges, 1) seconds
+        link = self.model.worker_per_vector_array[self.worker_index] * plan.worker_message
+        self.worker_link: np.ndarray | None = link[:, None] if np.any(link) else None
+        self.master_k = int(plan.master_wait)
         if self.relay:
-            self.master_k = int(self.counts.sum()) - int(st.s)
-            self.edge_rank = 0
+            self.edge_rank: int | np.ndarray = 0
         else:
-            self.edge_rank = (int(st.s_w) if st.kind == "hgc" else 0) + 1   # (s_w+1)-th slowest worker
-            self.master_k = len(self.edge_index) - (int(st.s_e) if st.kind == "hgc" else 0)
+            ranks = self.counts - np.asarray(plan.edge_wait, dtype=np.intp) + 1    # rank from the slowest
+            self.edge_rank = int(ranks[0]) if np.all(ranks == ranks[0]) else ranks
 
     # -- pieces -----------------------------------------------------------------------------------
     def _worker_arrivals(self, sample: DelaySample) -> np.ndarray:
         """``C_w = load X_w + Y_w + U_w`` of the participating workers, ``inf`` where failed; ``(workers, trials)``."""
-        load = self.strategy.load
+        load = self.load
         if self.all_workers:
             times = load * sample.compute
             fixed = sample.fixed
@@ -216,6 +221,8 @@ class CompiledStrategy:
             failed = None if sample.worker_failed is None else sample.worker_failed[self.worker_index]
         if not (np.isscalar(fixed) and fixed == 0.0):
             times += fixed
+        if self.worker_link is not None:
+            times += self.worker_link
         if failed is not None:
             times[failed] = np.inf
         return times
@@ -241,7 +248,14 @@ class CompiledStrategy:
 
     def _edge_send_times(self, workers: np.ndarray) -> np.ndarray:
         """When each decoding edge has heard from enough workers, ``(edges, trials)``."""
-        return kth_largest(self._by_edge(workers, -np.inf), self.edge_rank, axis=1)
+        grouped = self._by_edge(workers, -np.inf)
+        if np.isscalar(self.edge_rank):
+            return kth_largest(grouped, int(self.edge_rank), axis=1)
+        out = np.empty((grouped.shape[0], grouped.shape[2]))
+        for rank in np.unique(self.edge_rank):
+            rows = np.flatnonzero(self.edge_rank == rank)
+            out[rows] = kth_largest(grouped[rows], int(rank), axis=1)
+        return out
 
     def _master_arrivals(self, sample: DelaySample, workers: np.ndarray) -> np.ndarray:
         """Arrival at the master of every vector: ``(edges, trials)`` for decoding edges, ``(edges, m_max,
@@ -268,7 +282,7 @@ class CompiledStrategy:
         arrivals = arrivals.reshape(-1, sample.trials)
         finish = kth_smallest(arrivals, self.master_k, axis=0)
         received = np.count_nonzero(arrivals <= finish, axis=0)
-        return finish, received
+        return finish, (received if self.message == 1.0 else received * self.message)
 
     def responders(self, sample: DelaySample) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Who the master hears from in each trial: ``(finish, worker_used, edge_used)``.

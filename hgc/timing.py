@@ -1,10 +1,12 @@
 """The timing model of SPEC §3, resolved to one distribution per node.
 
 A worker ``w`` of edge ``i`` holding a fraction ``load`` of the dataset delivers its message to the edge at
-``C_w = load * X_w + Y_w + U_w`` seconds: ``X_w`` is its time to process the *whole* dataset (already
-divided by its ``speed``), ``Y_w`` a load-independent overhead and ``U_w`` its uplink delay. Edge ``i`` adds
-``P_i`` (processing / edge straggling) and ``V_i`` (edge→master latency) once per iteration and
-``per_vector[i]`` seconds per gradient vector it sends to the master. Nodes fail (never report in an
+``C_w = load * X_w + Y_w + U_w + b_w * length`` seconds: ``X_w`` is its time to process the *whole* dataset
+(already divided by its ``speed``), ``Y_w`` a load-independent overhead, ``U_w`` its uplink latency and
+``b_w`` (``worker_per_vector``) the seconds its link needs per full-length gradient vector, charged in
+proportion to the message's length (a fraction of a vector). Edge ``i`` adds ``P_i`` (processing / edge
+straggling) and ``V_i`` (edge→master latency) once per iteration and ``per_vector[i]`` seconds per
+full-length vector it sends to the master. Nodes fail (never report in an
 iteration) independently with probabilities ``worker_failure`` and ``edge_failure``.
 """
 
@@ -21,7 +23,7 @@ from hgc.errors import ConfigError
 from hgc.topology import Topology
 from hgc.validation import as_float, as_int, as_list, as_mapping, as_probability, check_keys, join
 
-WORKER_KEYS = ("compute", "overhead", "uplink")
+WORKER_KEYS = ("compute", "overhead", "uplink", "per_vector")
 EDGE_KEYS = ("process", "uplink", "per_vector")
 
 
@@ -38,9 +40,12 @@ class TimingModel:
     per_vector: tuple[float, ...]
     worker_failure: float = 0.0
     edge_failure: float = 0.0
+    worker_per_vector: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         n, big_n = self.topology.n_edges, self.topology.n_workers
+        if self.worker_per_vector is not None and len(self.worker_per_vector) != big_n:
+            raise ValueError(f"worker_per_vector: expected {big_n} entries, got {len(self.worker_per_vector)}")
         for name in ("worker_compute", "worker_overhead", "worker_uplink"):
             if len(getattr(self, name)) != big_n:
                 raise ValueError(f"{name}: expected {big_n} distributions, got {len(getattr(self, name))}")
@@ -52,12 +57,14 @@ class TimingModel:
     def homogeneous(cls, topology: Topology, compute: Distribution, *, overhead: Distribution = ZERO,
                     uplink: Distribution = ZERO, edge_process: Distribution = ZERO,
                     edge_uplink: Distribution = ZERO, per_vector: float = 0.0,
-                    worker_failure: float = 0.0, edge_failure: float = 0.0) -> "TimingModel":
+                    worker_failure: float = 0.0, edge_failure: float = 0.0,
+                    worker_per_vector: float = 0.0) -> "TimingModel":
         """The same distributions for every worker and every edge."""
         big_n, n = topology.n_workers, topology.n_edges
         return cls(topology, (compute,) * big_n, (overhead,) * big_n, (uplink,) * big_n,
                    (edge_process,) * n, (edge_uplink,) * n, (float(per_vector),) * n,
-                   worker_failure, edge_failure)
+                   worker_failure, edge_failure,
+                   (float(worker_per_vector),) * big_n if worker_per_vector else None)
 
     def restrict(self, edges: Sequence[int], workers: Sequence[Sequence[int]]) -> "TimingModel":
         """The model of a sub-system: the listed ``edges`` and, for each, the listed worker positions.
@@ -72,11 +79,20 @@ class TimingModel:
             self, topology=Topology(tuple(len(ps) for ps in workers)),
             worker_compute=pick_w(self.worker_compute), worker_overhead=pick_w(self.worker_overhead),
             worker_uplink=pick_w(self.worker_uplink), edge_process=pick_e(self.edge_process),
-            edge_uplink=pick_e(self.edge_uplink), per_vector=pick_e(self.per_vector))
+            edge_uplink=pick_e(self.edge_uplink), per_vector=pick_e(self.per_vector),
+            worker_per_vector=None if self.worker_per_vector is None else pick_w(self.worker_per_vector))
 
     @property
     def per_vector_array(self) -> np.ndarray:
+        """Seconds per full-length vector on each edge's link to the master, shape ``(n,)``."""
         return np.asarray(self.per_vector, dtype=float)
+
+    @property
+    def worker_per_vector_array(self) -> np.ndarray:
+        """Seconds per full-length vector on each worker's link to its edge, shape ``(N,)``."""
+        if self.worker_per_vector is None:
+            return np.zeros(self.topology.n_workers)
+        return np.asarray(self.worker_per_vector, dtype=float)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -123,7 +139,8 @@ def parse_timing(raw: Any, topology: Topology, key: str = "timing",
 
     big_n, n = topology.n_workers, topology.n_edges
     worker_fields = [{"compute": worker["compute"], "overhead": worker.get("overhead", ZERO),
-                      "uplink": worker.get("uplink", ZERO), "speed": worker.get("speed", 1.0)}
+                      "uplink": worker.get("uplink", ZERO), "per_vector": worker.get("per_vector", 0.0),
+                      "speed": worker.get("speed", 1.0)}
                      for _ in range(big_n)]
     edge_fields = [{"process": edge.get("process", ZERO), "uplink": edge.get("uplink", ZERO),
                     "per_vector": edge.get("per_vector", 0.0), "speed": edge.get("speed", 1.0)}
@@ -161,6 +178,7 @@ def parse_timing(raw: Any, topology: Topology, key: str = "timing",
         raise ConfigError("a failure probability of 1 means no iteration ever completes; use < 1",
                           join(key, "failures"))
 
+    worker_per_vector = tuple(float(f["per_vector"]) for f in worker_fields)
     return TimingModel(
         topology=topology,
         worker_compute=tuple(_speed_scaled(f["compute"], f["speed"]) for f in worker_fields),
@@ -170,6 +188,7 @@ def parse_timing(raw: Any, topology: Topology, key: str = "timing",
         edge_uplink=tuple(f["uplink"] for f in edge_fields),
         per_vector=tuple(float(f["per_vector"]) for f in edge_fields),
         worker_failure=worker_failure, edge_failure=edge_failure,
+        worker_per_vector=worker_per_vector if any(worker_per_vector) else None,
     )
 
 

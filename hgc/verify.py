@@ -20,19 +20,17 @@ from dataclasses import dataclass
 from itertools import combinations
 from math import comb, prod
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 import pandas as pd
 
-from hgc.codes import (DEFAULT_RTOL, GradientCode, HierarchicalCode, admissible_hgc, build_code,
-                       straggler_patterns)
+from hgc.codes import DEFAULT_RTOL, GradientCode, HierarchicalCode, straggler_patterns
 from hgc.errors import ConfigError
 from hgc.rng import Stream, stream
 
 if TYPE_CHECKING:
     from hgc.config import ExperimentConfig
-    from hgc.schemes import SchemeSpec
 
 DEFAULT_PATTERNS = 100_000
 GRADIENT_DIM = 8          # length of the random partial gradients used for checking
@@ -198,66 +196,19 @@ def check_code(code: GradientCode, *, max_patterns: int = DEFAULT_PATTERNS, rng:
 # Checking a config
 # ----------------------------------------------------------------------------------------------------
 
-def _special_case(s_e: int, s_w: int) -> str:
-    if s_e == 0 and s_w == 0:
-        return "no redundancy (uncoded load)"
-    if s_e == 0:
-        return "gradient coding inside each edge"
-    if s_w == 0:
-        return "replication across edges"
-    return ""
-
-
-def expand_scheme(spec: SchemeSpec, workers: tuple[int, ...]) -> list[tuple[dict, str]]:
-    """The concrete codes to verify for one scheme spec: ``[(build_code kwargs, note), ...]``.
-
-    ``auto`` tolerances expand to every admissible value. ``hgc_jncss`` expands to nothing here (its nodes
-    and tolerances come from the optimizer; see :func:`verify_config`).
-    """
-    auto = "auto"
-    if spec.kind == "uncoded":
-        return [({"kind": "uncoded"}, "")]
-    if spec.kind == "flat_gc":
-        if spec.s == auto:
-            return [({"kind": "flat_gc", "s": s}, "s=auto: every admissible s verified")
-                    for s in range(sum(workers))]
-        return [({"kind": "flat_gc", "s": int(spec.s)}, "")]
-    if spec.kind == "hgc":
-        pairs = [(s_e, s_w) for s_e, s_w in admissible_hgc(workers)
-                 if spec.s_e in (auto, s_e) and spec.s_w in (auto, s_w)]
-        autos = [k for k in ("s_e", "s_w") if getattr(spec, k) == auto]
-        note = f"{'='.join(autos)}=auto: every admissible value verified" if autos else ""
-        if not autos:
-            pairs = [(int(spec.s_e), int(spec.s_w))]
-        return [({"kind": "hgc", "s_e": s_e, "s_w": s_w}, "; ".join(x for x in (note, _special_case(s_e, s_w)) if x))
-                for s_e, s_w in pairs]
-    return []
-
-
-def _jncss_code(config: ExperimentConfig) -> tuple[dict, str, tuple[int, ...]]:
-    """``(build_code kwargs, note, participating worker counts)`` of the JNCSS choice (greedy, as
-    ``hgc simulate`` runs it)."""
-    from hgc.optimize import select_jncss
-
-    strategy = select_jncss(config.timing, method="greedy").strategy
-    counts = tuple(len(w) for w in strategy.workers)
-    note = (f"JNCSS (greedy) chose edges {list(strategy.edges)} with {list(counts)} workers; "
-            "the code is built on the participating nodes")
-    return {"kind": "hgc", "s_e": strategy.s_e, "s_w": strategy.s_w}, note, counts
-
-
 def verify_config(config: ExperimentConfig, *, max_patterns: int = DEFAULT_PATTERNS, out_dir: Path | None = None,
                   tol: float = DEFAULT_RTOL, progress: Callable[[str], None] | None = None) -> pd.DataFrame:
     """Build and check every coded scheme of ``config`` (an :class:`hgc.config.ExperimentConfig`).
 
-    Codes use ``stream(seed, Stream.CODES)`` and ``data.partitions`` (smallest valid ``K`` if unset);
-    checks use ``stream(seed, Stream.VERIFY)``, fresh for every row, so a row depends only on the seed
-    and its own parameters. Returns the table (columns :data:`VERIFY_COLUMNS`) and writes
-    ``out_dir/verify.csv`` if ``out_dir`` is given. An explicit tolerance that is inadmissible or a ``K``
-    that does not fit it raises :class:`~hgc.errors.ConfigError`; for ``auto`` tolerances such values
-    are listed with a note instead.
+    Each scheme says which codes to check (:meth:`~hgc.schemes.Scheme.verify_strategies`: every admissible
+    value of an ``auto`` parameter; the chosen nodes of a node selection). Codes use
+    ``stream(seed, Stream.CODES)`` and ``data.partitions`` (smallest valid ``K`` if unset); checks use
+    ``stream(seed, Stream.VERIFY)``, fresh for every row, so a row depends only on the seed and its own
+    parameters. Returns the table (columns :data:`VERIFY_COLUMNS`) and writes ``out_dir/verify.csv`` if
+    ``out_dir`` is given. An explicit parameter that is inadmissible or a ``K`` that does not fit it raises
+    :class:`~hgc.errors.ConfigError`; for ``auto`` values such codes are listed with a note instead.
     """
-    rows: list[dict] = []
+    rows: list[dict[str, Any]] = []
     try:
         for row in _verify_rows(config, max_patterns, tol, progress):
             rows.append(row)
@@ -272,21 +223,20 @@ def verify_config(config: ExperimentConfig, *, max_patterns: int = DEFAULT_PATTE
 
 
 def _verify_rows(config: ExperimentConfig, max_patterns: int, tol: float,
-                 progress: Callable[[str], None] | None) -> Iterator[dict]:
+                 progress: Callable[[str], None] | None) -> Iterator[dict[str, Any]]:
     """One ``verify.csv`` row per code, in config order (see :func:`verify_config`)."""
-    workers = tuple(config.topology.workers)
+    from hgc.schemes import ResolveContext  # the schemes build on the codes this module checks
+
+    context = ResolveContext(config.timing, config.seed)
     K = config.data.partitions
     for j, spec in enumerate(config.schemes):
-        if spec.kind == "hgc_jncss":
-            jncss = _jncss_code(config)
-            expanded, participating = [jncss[:2]], jncss[2]
-        else:
-            expanded, participating = expand_scheme(spec, workers), workers
-        for kwargs, note in expanded:
-            row = {"scheme": spec.kind, "s": kwargs.get("s"), "s_e": kwargs.get("s_e"), "s_w": kwargs.get("s_w")}
+        scheme = spec.scheme
+        for strategy, note, columns in scheme.verify_strategies(spec, context):
+            row: dict[str, Any] = {"scheme": spec.kind, **columns}
             try:
-                code = build_code(workers=participating, partitions=K, rng=stream(config.seed, Stream.CODES),
-                                  rtol=tol, **kwargs)
+                if strategy is None:
+                    raise ConfigError(note, f"schemes[{j}]")
+                code = scheme.build_code(strategy, partitions=K, rng=stream(config.seed, Stream.CODES), rtol=tol)
             except ConfigError as err:
                 if spec.is_auto:
                     yield {**row, "note": f"skipped: {err.message}"}
@@ -299,12 +249,12 @@ def _verify_rows(config: ExperimentConfig, max_patterns: int, tol: float,
                    "max_rel_error": check.max_rel_error, "worst_cond": check.worst_cond,
                    "undecodable": check.undecodable, "failures": check.failures, "note": note}
             if progress is not None:
-                tol_text = ", ".join(f"{k}={row[k]}" for k in ("s", "s_e", "s_w") if row[k] is not None)
-                label = f"{row['scheme']}({tol_text})" if tol_text else row["scheme"]
+                tol_text = ", ".join(f"{k}={v}" for k, v in columns.items() if v is not None)
+                label = f"{spec.kind}({tol_text})" if tol_text else spec.kind
                 progress(f"{label}: {check.patterns} patterns, {check.failures} failures")
 
 
-def _table(rows: list[dict]) -> pd.DataFrame:
+def _table(rows: list[dict[str, Any]]) -> pd.DataFrame:
     table = pd.DataFrame(rows, columns=VERIFY_COLUMNS)
     for column in ("s", "s_e", "s_w", "K", "patterns", "undecodable", "failures"):
         table[column] = table[column].astype("Int64")

@@ -11,8 +11,8 @@ import pytest
 import yaml
 from scipy import integrate, stats
 
-from hgc.analytic import (Evaluator, NotAnalyticError, cdf_values, evaluate, expected_time, hat_weights,
-                          integrated_cdf, order_statistic_cdf)
+from hgc.analytic import Evaluator, NotAnalyticError, evaluate, expected_time, order_statistic_cdf
+from hgc.analytic.components import DistributionBatch
 from hgc.distributions import Bimodal, Constant, Empirical, parse_distribution
 from hgc.schemes import Strategy, all_nodes, make_strategy
 from hgc.timing import TimingModel
@@ -31,8 +31,24 @@ def dist(**spec):
 
 
 def strategy(kind: str, topo: Topology, load: float, **tolerances) -> Strategy:
-    edges, workers = all_nodes(topo)
-    return Strategy(kind, edges, workers, load, **tolerances)
+    return make_strategy(kind, topo, load=load, **tolerances)
+
+
+def hat_weights(d, h: float, size: int) -> np.ndarray:
+    """The evaluator's discretisation of ``d`` above its lower end on the lattice ``0, h, 2h, ...``."""
+    return DistributionBatch([d]).kernels(np.array([0]), np.array([1.0]), h, size)[0]
+
+
+SCIPY = {
+    "exponential": lambda s: stats.expon(scale=s["mean"]),
+    "shifted_exponential": lambda s: stats.expon(loc=s["shift"], scale=1 / s["rate"]),
+    "uniform": lambda s: stats.uniform(loc=s["low"], scale=s["high"] - s["low"]),
+    "gamma": lambda s: stats.gamma(s["shape"], scale=s["scale"]),
+    "lognormal": lambda s: stats.lognorm(s["sigma"], scale=math.exp(s["mu"])),
+    "weibull": lambda s: stats.weibull_min(s["shape"], scale=s["scale"]),
+    "pareto": lambda s: stats.pareto(s["shape"], scale=s["scale"]),
+}
+"""Independent reference implementations of the parametric families (scipy.stats)."""
 
 
 FAMILIES = [
@@ -55,10 +71,15 @@ FAMILIES = [
 def test_cdf_and_integrated_cdf_match_scipy_and_quadrature(spec):
     d = dist(**spec)
     x = np.array([0.2, 0.9, 1.7, 3.1, 8.0])
-    assert np.allclose(cdf_values(d, x), d.cdf(x), atol=1e-12)
+    if spec["dist"] in SCIPY:
+        reference = SCIPY[spec["dist"]](spec)
+        assert np.allclose(d.cdf(x), reference.cdf(x), atol=1e-12)
+        q = np.array([0.0, 1e-9, 0.1, 0.5, 0.9, 1 - 1e-9])
+        assert np.allclose(d.ppf(q), reference.ppf(q), rtol=1e-12)
+        assert d.mean == pytest.approx(reference.mean(), rel=1e-12)
     for point in x:
         numeric = integrate.quad(lambda u: float(d.cdf(u)), 0.0, point, limit=200, points=[0.3, 0.5, 1.0, 1.5])[0]
-        assert integrated_cdf(d, np.array([point]))[0] == pytest.approx(numeric, rel=1e-7, abs=1e-10)
+        assert d.integrated_cdf(np.array([point]))[0] == pytest.approx(numeric, rel=1e-7, abs=1e-10)
 
 
 @pytest.mark.parametrize("spec", FAMILIES, ids=lambda s: s["dist"])
@@ -66,17 +87,17 @@ def test_hat_weights_preserve_mass_and_mean(spec):
     d = dist(**spec)
     lower, h = float(d.lower), 0.01
     size = int((float(d.ppf(1 - 1e-13)) - lower) / h) + 3
-    w = hat_weights(d, lower, h, size)
+    w = hat_weights(d, h, size)
     assert np.all(w >= 0)
     assert w.sum() == pytest.approx(1.0, abs=1e-9)
     assert lower + h * (np.arange(size) * w).sum() == pytest.approx(d.mean, rel=1e-6)
 
 
 def test_hat_weights_split_an_atom_linearly():
-    w = hat_weights(Constant(0.37), 0.0, 0.1, 6)
-    assert np.allclose(w, [0, 0, 0, 0.3, 0.7, 0])
+    w = hat_weights(Bimodal(0.5, Constant(0.0), Constant(0.37)), 0.1, 6)
+    assert np.allclose(w, [0.5, 0, 0, 0.15, 0.35, 0])
     trace = Empirical(np.array([0.0, 0.1, 0.25]), "trace.csv", "x")
-    assert np.allclose(hat_weights(trace, 0.0, 0.1, 4), [1 / 3, 1 / 3, 1 / 6, 1 / 6])
+    assert np.allclose(hat_weights(trace, 0.1, 4), [1 / 3, 1 / 3, 1 / 6, 1 / 6])
 
 
 def brute_force_order_cdf(probs: list[float], tolerated: int) -> float:
@@ -224,7 +245,7 @@ def test_partial_selection_equals_restricted_model():
                         *[getattr(model, f) for f in ("worker_overhead", "worker_uplink", "edge_process",
                                                       "edge_uplink", "per_vector")])
     edges, workers = (0, 1), ((0, 2), (1, 2, 3))
-    st = Strategy("hgc", edges, workers, 2 / 5, s_e=0, s_w=1)
+    st = make_strategy("hgc", model.topology, edges=edges, workers=workers, load=2 / 5, s_e=0, s_w=1)
     sub = model.restrict(edges, workers)
     full = strategy("hgc", sub.topology, 2 / 5, s_e=0, s_w=1)
     assert expected_time(model, st) == pytest.approx(expected_time(sub, full), rel=1e-9)
@@ -291,7 +312,7 @@ def example_configs() -> list[Path]:
 @pytest.mark.parametrize("path", example_configs(), ids=lambda p: p.stem)
 def test_agrees_with_monte_carlo_on_example_configs(path):
     from hgc.config import load_config
-    from hgc.optimize import best_hgc_tolerances
+    from hgc.optimizer import best_hgc_tolerances
     from hgc.simulation import run_strategies
 
     config = load_config(path)
@@ -313,9 +334,7 @@ def test_agrees_with_monte_carlo_on_example_configs(path):
 
 @pytest.mark.parametrize("spec", [s for s in FAMILIES if s["dist"] != "bimodal"], ids=lambda s: s["dist"])
 def test_stop_loss_matches_quadrature(spec):
-    from hgc.analytic import stop_loss
-
     d = dist(**spec)
     for point in (0.2, 1.7, 4.0):
         numeric = integrate.quad(lambda u: 1.0 - float(d.cdf(u)), point, np.inf, limit=400)[0]
-        assert stop_loss(d, np.array([point]))[0] == pytest.approx(numeric, rel=1e-7, abs=1e-12)
+        assert d.stop_loss(np.array([point]))[0] == pytest.approx(numeric, rel=1e-7, abs=1e-12)

@@ -13,10 +13,11 @@ from hgc.analytic import Evaluator
 from hgc.codes import hgc_reachable, worker_load
 from hgc.distributions import Bimodal, Constant, parse_distribution
 from hgc.errors import ConfigError
-from hgc.optimize import (OPTIMIZE_COLUMNS, JNCSSResult, best_flat_gc, best_hgc_tolerances, exhaustive_jncss,
-                          exhaustive_size, greedy_jncss, optimize_table, random_small_system, random_system,
-                          select_jncss, worker_ranking)
-from hgc.schemes import Strategy
+from hgc.optimize import OPTIMIZE_COLUMNS, optimize_table
+from hgc.optimizer import (JNCSSResult, best_flat_gc, best_hgc_tolerances, exhaustive_jncss, exhaustive_size,
+                           greedy_jncss, select_jncss, worker_ranking)
+from hgc.schemes import Strategy, make_strategy
+from hgc.testing import random_small_system, random_system
 from hgc.timing import TimingModel
 from hgc.topology import Topology
 
@@ -92,7 +93,7 @@ def test_failures_push_jncss_to_tolerate_them():
     """With 20% of workers failing, an uncoded iteration almost never decodes; JNCSS minimises the time
     per successful iteration and must code against the failures."""
     model = TimingModel.homogeneous(Topology((4, 4, 4)), dist(**SHIFTED), worker_failure=0.2, edge_failure=0.05)
-    uncoded = Evaluator(model).evaluate(Strategy("uncoded", (0, 1, 2), ((0, 1, 2, 3),) * 3, 1 / 12))
+    uncoded = Evaluator(model).evaluate(make_strategy("uncoded", model.topology))
     assert uncoded.decode_probability < 0.1
     for result in (greedy_jncss(model), exhaustive_jncss(model)):
         check_result(model, result)
@@ -113,8 +114,7 @@ def test_flat_gc_best_s_is_extreme_under_load_scaled_shifted_exponential(shift, 
     assert choice.strategy.s == best
     # the expected time is concave in s, so no intermediate s can win
     evaluator = Evaluator(model)
-    times = np.array([evaluator.evaluate(Strategy("flat_gc", (0, 1), ((0, 1, 2, 3), tuple(range(6))),
-                                                  (s + 1) / 10, s=s)).expected_time for s in range(10)])
+    times = np.array([evaluator.evaluate(make_strategy("flat_gc", topo, s=s)).expected_time for s in range(10)])
     assert np.all(np.diff(times, 2) <= 1e-9)
 
 
@@ -157,8 +157,8 @@ def test_dominance_pruning_loses_nothing():
         counts = [len(choice[i]) for i in edges]
         for s_e, s_w in itertools.product(range(len(edges)), range(min(counts))):
             if hgc_reachable(counts, s_e, s_w):
-                candidates.append(Strategy("hgc", tuple(edges), tuple(choice[i] for i in edges),
-                                           (s_e + 1) * (s_w + 1) / sum(counts), s_e=s_e, s_w=s_w))
+                candidates.append(make_strategy("hgc", model.topology, edges=edges,
+                                                workers=[choice[i] for i in edges], s_e=s_e, s_w=s_w))
     brute = min(evaluator.evaluate(st).effective_time for st in candidates)
     result = exhaustive_jncss(model)
     assert result.space < len(candidates)              # the pruning did prune
@@ -185,7 +185,7 @@ def test_exhaustive_size_counts_the_candidates():
 def test_exhaustive_refuses_a_large_system():
     with pytest.raises(ConfigError) as err:
         exhaustive_jncss(random_system(0, 6, 8), limit=1000)
-    assert err.value.key == "--method"
+    assert err.value.key == "method"
 
 
 def test_greedy_on_a_larger_system_improves_on_all_nodes():
@@ -223,7 +223,7 @@ def test_best_hgc_tolerances_respects_fixed_values_and_refuses_impossible_ones()
 def test_select_jncss_refuses_an_unknown_method():
     with pytest.raises(ConfigError) as err:
         select_jncss(with_slow_edge(), "annealing")
-    assert err.value.key == "--method"
+    assert err.value.key == "method"
 
 
 QUICK = """

@@ -8,7 +8,7 @@ from scipy import integrate, stats
 
 from hgc.distributions import Constant, parse_distribution
 from hgc.rng import stream
-from hgc.schemes import Strategy, all_nodes
+from hgc.schemes import Strategy, make_strategy
 from hgc.simulation import (CHUNK_TRIALS, CompiledStrategy, DelaySample, TimeStatistics, run_strategies,
                             sample_delays)
 from hgc.timing import TimingModel
@@ -20,8 +20,7 @@ def harmonic(n: int) -> float:
 
 
 def strategy(kind: str, topo: Topology, load: float, **tolerances) -> Strategy:
-    edges, workers = all_nodes(topo)
-    return Strategy(kind, edges, workers, load, **tolerances)
+    return make_strategy(kind, topo, load=load, **tolerances)
 
 
 def within_sem(stats_: TimeStatistics, expected: float, k: float = 4.0) -> bool:
@@ -141,7 +140,8 @@ def test_vectorised_matches_reference_on_unequal_edges(kind, tolerances):
         overhead=parse_distribution({"dist": "uniform", "low": 0.0, "high": 0.2}, "x"),
         edge_process=parse_distribution({"dist": "exponential", "mean": 0.1}, "x"), **overrides)
     # a sub-selection of nodes, as JNCSS produces
-    st = Strategy(kind, (0, 1, 3), ((0, 2), (0, 1, 2, 4), (1, 2, 3)), 0.3, **tolerances)
+    st = make_strategy(kind, model.topology, edges=(0, 1, 3), workers=((0, 2), (0, 1, 2, 4), (1, 2, 3)), load=0.3,
+                       **tolerances)
     sample = sample_delays(model, stream(9), 400)
     finish, _ = CompiledStrategy(st, model).iteration_times(sample)
     expected = reference_times(model, st, sample)
@@ -194,7 +194,8 @@ def test_responders_agree_with_iteration_times(kind, tolerances):
     topo = Topology((3, 5, 4))
     model = TimingModel.homogeneous(topo, parse_distribution({"dist": "exponential", "mean": 1.0}, "x"),
                                     per_vector=0.05, worker_failure=0.02)
-    st = Strategy(kind, (0, 1, 2), ((0, 1, 2), (0, 1, 2, 3, 4), (0, 1, 2, 3)), 0.25, **tolerances)
+    st = make_strategy(kind, model.topology, edges=(0, 1, 2), workers=((0, 1, 2), (0, 1, 2, 3, 4), (0, 1, 2, 3)),
+                       load=0.25, **tolerances)
     compiled = CompiledStrategy(st, model)
     sample = sample_delays(model, stream(3), 300)
     finish, worker_used, edge_used = compiled.responders(sample)

@@ -144,17 +144,19 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path):
 
 
 def test_cli_exits_1_when_an_admissible_pattern_fails(tmp_path, monkeypatch):
-    real_build = verify_module.build_code
+    from hgc.schemes.hgc import HGC
 
-    def corrupted(**kwargs):
-        code = real_build(**kwargs)
+    real_build = HGC.build_code
+
+    def corrupted(self, strategy, **kwargs):
+        code = real_build(self, strategy, **kwargs)
         if not isinstance(code, HierarchicalCode):
             return code
         noisy = code.encoding * (1 + 1e-7 * (code.encoding != 0))
         return HierarchicalCode("hgc", code.workers, noisy, code.rtol, s_e=code.s_e, s_w=code.s_w,
                                 placement=code.placement, edge_layer=code.edge_layer, worker_layers=code.worker_layers)
 
-    monkeypatch.setattr(verify_module, "build_code", corrupted)
+    monkeypatch.setattr(HGC, "build_code", corrupted)
     path = write_config(tmp_path, "topology: {workers: [3, 3]}\nschemes:\n  - uncoded\n  - {scheme: hgc, s_e: 1, s_w: 1}\n")
     result = CliRunner().invoke(main, ["verify", str(path), "--out", str(tmp_path / "o"), "--quiet"])
     assert result.exit_code == 1 and "FAILED" in result.output

@@ -14,6 +14,18 @@ from hgc.errors import ConfigError
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+OPTION_KEYS = frozenset({"method", "jobs", "executor", "scheduler", "trials", "seed", "patterns", "iterations",
+                         "out", "time-scale", "kill"})
+"""Library error keys that name a command-line option when no file is involved."""
+
+
+def cli_message(err: ConfigError) -> str:
+    """The one-line message of ``err`` with library parameter keys shown as the CLI options they come from."""
+    if err.source is None and err.key in OPTION_KEYS:
+        return ConfigError(err.message, f"--{err.key}").one_line()
+    return err.one_line()
+
+
 def handle_errors(func: F) -> F:
     """Turn bad input into one line on stderr and exit status 2; an interrupt into exit status 130.
 
@@ -26,7 +38,7 @@ def handle_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except ConfigError as err:
-            click.echo(f"error: {err.one_line()}", err=True)
+            click.echo(f"error: {cli_message(err)}", err=True)
             sys.exit(2)
         except KeyboardInterrupt:
             click.echo("interrupted: results written so far are kept", err=True)

@@ -8,7 +8,6 @@ import click
 
 from hgc.cli.common import config_argument, default_out_dir, handle_errors, out_option, quiet_option, seed_option, trials_option
 from hgc.config import load_config
-from hgc.output import run_metadata, write_csv, write_json, write_yaml
 
 TABLE_COLUMNS = ["strategy", "edges", "workers", "s_e", "s_w", "s", "load", "expected_time", "mc_mean_time",
                  "mc_sem_time", "speedup", "optimality_gap", "optimizer_seconds"]
@@ -36,20 +35,10 @@ def optimize(config: Path, method: str, trials: int | None, seed: int | None, ou
     experiment = load_config(config)
     out_dir = default_out_dir(experiment.name, out_dir)
     result = run_optimize(experiment, method=method, trials=trials, seed=seed)
-    write_csv(result.table, out_dir / "optimize.csv")
-    write_yaml(experiment.with_overrides(seed=seed, trials=trials).resolved(), out_dir / "config.resolved.yaml")
-    write_json(run_metadata(
-        "optimize", method=method, seed=result.seed, trials=result.trials,
-        monte_carlo_seconds=round(result.mc_seconds, 3),
-        strategies=[{"strategy": row["strategy"], "edges": row["edge_ids"], "workers": row["worker_ids"],
-                     "s_e": None if row["s_e"] is None or str(row["s_e"]) == "<NA>" else int(row["s_e"]),
-                     "s_w": None if row["s_w"] is None or str(row["s_w"]) == "<NA>" else int(row["s_w"]),
-                     "s": None if row["s"] is None or str(row["s"]) == "<NA>" else int(row["s"])}
-                    for row in result.table.to_dict("records")],
-    ), out_dir / "metadata.json")
+    result.write(out_dir)
     if not quiet:
         table = result.table[TABLE_COLUMNS].to_string(index=False, float_format=lambda v: f"{v:.4g}")
         click.echo(table)
-        click.echo(f"wrote {out_dir / 'optimize.csv'} (JNCSS {method}: {result.greedy.seconds:.2f} s greedy"
-                   + (f", {result.exhaustive.seconds:.2f} s exhaustive" if result.exhaustive else "")
-                   + f"; Monte Carlo {result.trials} trials, seed {result.seed})")
+        searches = ", ".join(f"{c.seconds:.2f} s {c.method}" for c in result.candidates if c.role)
+        click.echo(f"wrote {out_dir / 'optimize.csv'} (JNCSS {method}: {searches}; "
+                   f"Monte Carlo {result.trials} trials, seed {result.seed})")

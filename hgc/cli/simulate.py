@@ -10,8 +10,7 @@ from tqdm import tqdm
 
 from hgc.cli.common import config_argument, default_out_dir, handle_errors, out_option, quiet_option, seed_option, trials_option
 from hgc.config import load_config
-from hgc.experiment import SimulationResult, simulate as run_simulation
-from hgc.output import run_metadata, write_csv, write_json, write_yaml
+from hgc.experiment import simulate as run_simulation
 from hgc.simulation import CHUNK_TRIALS
 
 TABLE_COLUMNS = ["label", "s_e", "s_w", "s", "workers", "load", "mean_time", "sem_time", "p95_time",
@@ -20,22 +19,6 @@ TABLE_COLUMNS = ["label", "s_e", "s_w", "s", "workers", "load", "mean_time", "se
 
 def _number(value: object) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
-def write_simulation(result: SimulationResult, config_raw: dict, out_dir: Path) -> None:
-    """summary.csv, quantiles.csv, config.resolved.yaml and metadata.json under ``out_dir``."""
-    write_csv(result.summary, out_dir / "summary.csv")
-    write_csv(result.quantiles, out_dir / "quantiles.csv")
-    write_yaml(config_raw, out_dir / "config.resolved.yaml")
-    write_json(run_metadata(
-        "simulate", seed=result.seed, trials=result.run.trials_done, trials_requested=result.trials_requested,
-        interrupted=result.run.interrupted, seconds=round(result.run.seconds, 3),
-        chunk_trials=CHUNK_TRIALS,
-        strategies=[{"label": r.spec.label, "kind": r.strategy.kind, "edges": list(r.strategy.edges),
-                     "workers": [list(w) for w in r.strategy.workers], "s": r.strategy.s,
-                     "s_e": r.strategy.s_e, "s_w": r.strategy.s_w, "load": r.strategy.load, "note": r.note}
-                    for r in result.schemes],
-    ), out_dir / "metadata.json")
 
 
 @click.command()
@@ -56,8 +39,7 @@ def simulate(config: Path, trials: int | None, seed: int | None, out_dir: Path |
                     disable=quiet or total <= 4 * CHUNK_TRIALS, leave=False)
 
     result = run_simulation(experiment, trials=trials, seed=seed, progress=progress)
-    resolved = experiment.with_overrides(seed=seed, trials=trials).resolved()
-    write_simulation(result, resolved, out_dir)
+    result.write(out_dir)
     if not quiet:
         shown = result.summary[TABLE_COLUMNS].astype(object)
         shown = shown.where(shown.notna(), "")

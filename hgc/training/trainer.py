@@ -8,7 +8,7 @@ For every scheme of a config, every iteration ``t``:
    which workers/edges the master uses.
 2. **Real coded messages.** The current residuals ``R`` give all ``K`` partial gradients ``G_k = X_k^T R_k``
    in one batched matrix product over padded partitions; responding worker ``w`` sends
-   ``encoding[w] @ G`` (the code of :func:`hgc.codes.build_code`, as in ``hgc verify``).
+   ``encoding[w] @ G`` (the code its scheme builds, as in ``hgc verify``).
 3. **Decoding.** The code's decoder (edges, then master) gives per-worker weights for the responding set;
    decoded = weights @ messages. It is compared with the true data gradient ``X^T R`` computed directly
    from all training rows: ``grad_rel_error = ||decoded - true|| / ||true||``.
@@ -43,12 +43,12 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from hgc.codes import GradientCode, build_code, smallest_partitions
+from hgc.codes import GradientCode
 from hgc.config import ExperimentConfig
 from hgc.errors import ConfigError
-from hgc.experiment import ResolvedScheme, resolve_scheme
+from hgc.experiment import resolve_schemes
 from hgc.rng import Stream, stream
-from hgc.schemes import SchemeSpec, Strategy, make_strategy
+from hgc.schemes import BASELINE, ResolveContext, Resolved, Strategy, baseline_spec
 from hgc.simulation import CompiledStrategy, DelaySample, sample_delays
 from hgc.training.datasets import Dataset, load_dataset
 from hgc.training.models import LinearModel, make_model
@@ -136,11 +136,7 @@ class ResponseSchedule:
 
 def wait_for_all(strategy: Strategy) -> Strategy:
     """The same nodes and loads with every tolerance 0: the master waits for every participating node."""
-    if strategy.kind == "flat_gc":
-        return replace(strategy, s=0)
-    if strategy.kind == "hgc":
-        return replace(strategy, s_e=0, s_w=0)
-    return strategy
+    return strategy.scheme.wait_for_all(strategy)
 
 
 def response_schedule(strategy: Strategy, config: ExperimentConfig, sample: DelaySample) -> ResponseSchedule:
@@ -250,7 +246,7 @@ def coded_descent(data: Dataset, model: LinearModel, partitioned: PartitionedDat
 class SchemeRun:
     """One scheme as trained: its resolution, the code and the trajectory."""
 
-    resolved: ResolvedScheme
+    resolved: Resolved
     code: GradientCode
     trajectory: Trajectory
     listed: bool = True   # False for the uncoded baseline added only for speed-ups
@@ -282,14 +278,12 @@ class TrainResult:
 
 
 def participating_counts(strategy: Strategy) -> list[int]:
-    """Worker counts of the participating edges that have at least one participating worker (the order
-    of :meth:`CompiledStrategy.responders`' columns)."""
-    return [len(ws) for ws in strategy.workers if ws]
+    """Worker counts of the participating edges (the order of :meth:`CompiledStrategy.responders`' columns)."""
+    return list(strategy.worker_counts)
 
 
 def _smallest_k(strategy: Strategy) -> int:
-    return smallest_partitions(strategy.kind, participating_counts(strategy), s=strategy.s, s_e=strategy.s_e,
-                               s_w=strategy.s_w)
+    return strategy.scheme.smallest_partitions(strategy)
 
 
 def choose_partitions(strategies: Sequence[Strategy], requested: int | None, rows: int) -> tuple[list[int], str]:
@@ -310,10 +304,10 @@ def choose_partitions(strategies: Sequence[Strategy], requested: int | None, row
                       f"each scheme uses its own smallest K: {smallest}")
 
 
-def resolve_training_schemes(config: ExperimentConfig) -> tuple[list[ResolvedScheme], list[str]]:
+def resolve_training_schemes(config: ExperimentConfig) -> tuple[list[Resolved], list[str]]:
     """Concrete strategies of the config's schemes (``auto`` and ``hgc_jncss`` resolved as ``hgc simulate``
     resolves them), and warnings (none at present; kept for the run metadata)."""
-    return [resolve_scheme(config, spec) for spec in config.schemes], []
+    return resolve_schemes(config), []
 
 
 def time_to_target(sim_time: np.ndarray, loss: np.ndarray, target: float) -> float:
@@ -339,8 +333,9 @@ def train(config: ExperimentConfig, *, iterations: int | None = None, seed: int 
 
     resolved, warnings = resolve_training_schemes(config)
     listed = [True] * len(resolved)
-    if not any(r.strategy.kind == "uncoded" for r in resolved):
-        resolved.append(ResolvedScheme(SchemeSpec("uncoded"), make_strategy("uncoded", config.topology),
+    if not any(r.spec.kind == BASELINE for r in resolved):
+        spec = baseline_spec()
+        resolved.append(Resolved(spec, spec.scheme.resolve(spec, ResolveContext(config.timing, config.seed)).strategy,
                                        "baseline for speed-ups"))
         listed.append(False)
     strategies = [r.strategy for r in resolved]
@@ -354,8 +349,7 @@ def train(config: ExperimentConfig, *, iterations: int | None = None, seed: int 
     try:
         for r, K, is_listed in zip(resolved, ks, listed):
             st = r.strategy
-            code = build_code(st.kind, participating_counts(st), s=st.s, s_e=st.s_e, s_w=st.s_w,
-                              partitions=K, rng=stream(config.seed, Stream.CODES))
+            code = st.scheme.build_code(st, partitions=K, rng=stream(config.seed, Stream.CODES))
             if K not in partitioned:
                 partitioned[K] = PartitionedData.build(data.X_train, K)
             schedule = response_schedule(st, config, sample)
@@ -371,7 +365,7 @@ def train(config: ExperimentConfig, *, iterations: int | None = None, seed: int 
     if target is None:  # the worst final loss: every scheme reaches it
         target = float(max(run.trajectory.loss[-1] for run in runs))
     history = pd.concat([history_frame(run) for run in runs if run.listed], ignore_index=True)
-    baseline = next((run for run in runs if run.strategy.kind == "uncoded"), None)
+    baseline = next((run for run in runs if run.resolved.spec.kind == BASELINE), None)
     base_ttt = (time_to_target(baseline.trajectory.sim_time, baseline.trajectory.loss, target)
                 if baseline is not None else float("nan"))
     summary = pd.DataFrame([summary_row(run, target, base_ttt) for run in runs if run.listed],
@@ -397,10 +391,6 @@ def history_frame(run: SchemeRun) -> pd.DataFrame:
     return frame[HISTORY_COLUMNS]
 
 
-def _optional(value: int | None) -> object:
-    return pd.NA if value is None else int(value)
-
-
 def summary_row(run: SchemeRun, target: float, baseline_time: float) -> dict[str, object]:
     """One ``train_summary.csv`` row."""
     tr, st = run.trajectory, run.strategy
@@ -416,7 +406,7 @@ def summary_row(run: SchemeRun, target: float, baseline_time: float) -> dict[str
         "undecodable_iterations": undecodable, "target_loss": target, "final_loss": float(tr.loss[-1]),
         "final_test_accuracy": float(tr.test_accuracy[-1]),
         "mean_iteration_time": float(tr.iteration_time[1:].mean()),
-        "s_e": _optional(st.s_e), "s_w": _optional(st.s_w), "s": _optional(st.s),
+        **st.columns(),
         "edges": len(participating_counts(st)), "workers": st.n_workers, "load": st.load,
         "partitions": run.code.n_partitions, "construction": run.code.construction,
     }

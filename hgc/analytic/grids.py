@@ -1,0 +1,155 @@
+"""Time grids, convolution on them, and the integral ``E[T] = t_0 + ∫ (1 - F_T)``.
+
+A :class:`Lattice` is a uniform grid; a :class:`Grid` nests several lattices that share their start (fine
+steps over the body of ``T``, coarse ones in a long tail). Link delays enter an arrival-time CDF by
+convolution with their discretised densities (direct sums for short kernels, FFT otherwise).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+from scipy import fft as sp_fft
+
+DIRECT_CONV_MAX = 8
+"""Kernels up to this many grid points are convolved by direct sums, longer ones by FFT."""
+
+
+def convolve_rows(values: np.ndarray, kernels: np.ndarray, start: int, length: int) -> np.ndarray:
+    """``out[r, j] = Σ_k values[r, start + j - k] kernels[r, k]`` (values before index 0 are 0), for
+    ``j < length``. ``kernels`` has one row per row of ``values`` (or a single row)."""
+    size = kernels.shape[-1]
+    if size <= DIRECT_CONV_MAX:
+        out = np.zeros((values.shape[0], length))
+        kernels = np.broadcast_to(kernels, (values.shape[0], size))
+        for k in range(size):
+            lo = start - k
+            if lo + length <= 0:
+                break
+            src_lo, dst_lo = max(lo, 0), max(-lo, 0)
+            out[:, dst_lo:] += values[:, src_lo: lo + length] * kernels[:, k: k + 1]
+        return out
+    size = min(size, start + length)              # later kernel entries only meet zeros
+    n_fft = sp_fft.next_fast_len(start + length + size - 1, real=True)
+    spectrum = sp_fft.rfft(values[:, : start + length], n_fft, axis=1) * sp_fft.rfft(kernels[:, :size], n_fft, axis=1)
+    return sp_fft.irfft(spectrum, n_fft, axis=1)[:, start: start + length]
+
+
+def convolve_stages(values: np.ndarray, stages: Sequence[tuple[np.ndarray, np.ndarray]], start: int,
+                     length: int) -> np.ndarray:
+    """``values`` convolved, row by row, with every kernel of ``stages`` that applies to the row (each stage
+    is ``(rows, kernels)`` with one kernel per listed row, or a single kernel for all of them); returns
+    columns ``start .. start+length-1``. Short kernels by direct sums, otherwise one FFT round trip with
+    the kernels' spectra multiplied together."""
+    if not stages:
+        return values[:, start: start + length]
+    span = start + length
+    sizes = [min(kernel.shape[-1], span) for _, kernel in stages]
+    if sum(sizes) - len(sizes) + 1 <= DIRECT_CONV_MAX:
+        out = values[:, :span].copy()
+        for (members, kernel), size in zip(stages, sizes):
+            out[members] = convolve_rows(out[members], kernel[:, :size], 0, span)
+        return out[:, start:]
+    n_fft = sp_fft.next_fast_len(span + sum(sizes) - len(sizes), real=True)
+    spectrum = sp_fft.rfft(values[:, :span], n_fft, axis=1)
+    rows = values.shape[0]
+    for (members, kernel), size in zip(stages, sizes):
+        kernel_spectrum = sp_fft.rfft(kernel[:, :size], n_fft, axis=1)
+        if members.size == rows:
+            spectrum *= kernel_spectrum
+        else:
+            spectrum[members] *= kernel_spectrum
+    return sp_fft.irfft(spectrum, n_fft, axis=1)[:, start:span]
+
+
+# ----------------------------------------------------------------------------------------------------
+# Grids and results
+
+@dataclass(frozen=True)
+class Lattice:
+    """The uniform time grid ``t_j = start + j * step`` (seconds), ``j = 0 .. points-1``."""
+
+    start: float
+    step: float
+    points: int
+
+    @property
+    def times(self) -> np.ndarray:
+        return self.start + self.step * np.arange(self.points)
+
+    @property
+    def end(self) -> float:
+        return self.start + self.step * (self.points - 1)
+
+    @classmethod
+    def spanning(cls, low: float, high: float, points: int) -> "Lattice":
+        """``points`` points from ``low`` to ``high`` (a tiny positive step if ``high <= low``)."""
+        step = (high - low) / (points - 1) if high > low else 0.0
+        step = max(step, 1e-12 * max(1.0, abs(low)))
+        return cls(float(low), float(step), int(points))
+
+
+LEVEL_RATIO = 4.0
+"""A finer nested grid is added when the body of ``T`` is this many times shorter than the full range."""
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Nested uniform lattices that share their start: level ``i`` spans ``[start, ends[i]]`` with
+    ``points`` points; the integral of a function uses level 0 on ``[start, ends[0]]`` and level ``i`` on
+    ``[ends[i-1], ends[i]]``. Fine steps where ``T`` has its body, coarse ones in a long tail, at a cost
+    proportional to ``levels x points`` (each level is computed independently: convolutions only look
+    back in time, so a grid ending early is still exact on its range). Every ``ends[i]`` is a point of
+    level ``i + 1`` for any ``points = (base - 1) 2^r + 1``."""
+
+    start: float
+    ends: tuple[float, ...]
+    points: int
+
+    @classmethod
+    def build(cls, start: float, uppers: Sequence[float], points: int) -> "Grid":
+        """A grid from ``start`` to ``uppers[-1]`` with an extra level at each (increasing) ``uppers[i]``
+        that is ``LEVEL_RATIO`` times closer to ``start`` than the next kept end."""
+        top = max(float(uppers[-1]), start)
+        ends = [top]
+        for upper in reversed(list(uppers[:-1])):
+            if upper > start and (upper - start) * LEVEL_RATIO <= ends[0] - start:
+                ends.insert(0, float(upper))
+        aligned = [ends[-1]]
+        for end in reversed(ends[:-1]):   # put each end on the next coarser lattice
+            coarse = Lattice.spanning(start, aligned[0], points)
+            j = min(points - 1, max(1, math.ceil((end - start) / coarse.step - 1e-9)))
+            aligned.insert(0, start + j * coarse.step)
+        return cls(float(start), tuple(aligned), int(points))
+
+    def lattices(self, points: int | None = None) -> list[Lattice]:
+        n = self.points if points is None else int(points)
+        return [Lattice.spanning(self.start, end, n) for end in self.ends]
+
+    def segments(self, lattices: Sequence[Lattice]) -> list[slice]:
+        """The index range of each lattice that the integral uses."""
+        out, previous = [], self.start
+        for lattice in lattices:
+            first = int(round((previous - lattice.start) / lattice.step))
+            out.append(slice(first, lattice.points))
+            previous = lattice.end
+        return out
+
+
+def integrate(cdfs: Sequence[np.ndarray], lattices: Sequence[Lattice], segments: Sequence[slice]
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(E[T | decoded], P(decoded), survival at the end)`` from per-level CDF rows (last column: ∞)."""
+    decoded = cdfs[-1][:, -1]
+    total = np.zeros(decoded.shape)
+    survival = None
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for cdf, lattice, seg in zip(cdfs, lattices, segments):
+            survival = np.clip(1.0 - cdf[:, :-1][:, seg] / decoded[:, None], 0.0, 1.0)
+            if survival.shape[1] > 1:
+                total += lattice.step * (survival.sum(axis=1) - 0.5 * (survival[:, 0] + survival[:, -1]))
+    mean = np.where(decoded > 0, lattices[0].start + total, np.nan)
+    return mean, decoded, survival[:, -1]
+

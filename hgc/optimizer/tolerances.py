@@ -1,0 +1,107 @@
+"""The best tolerances ``(s_e, s_w)`` of hierarchical gradient coding on a fixed set of nodes."""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from hgc.analytic import Evaluation, Evaluator
+from hgc.codes import admissible_hgc
+from hgc.errors import ConfigError
+from hgc.optimizer.scoring import REFINE_TOP, Scorer, final, refine
+from hgc.schemes import Strategy, all_nodes
+from hgc.schemes.hgc import HGC_SCHEME
+from hgc.timing import TimingModel
+
+ALL_PAIRS_LIMIT = 48
+"""All admissible (s_e, s_w) are scored up to this many pairs, else a coarse lattice refined locally."""
+
+
+def admissible_pairs(counts: Sequence[int]) -> list[tuple[int, int]]:
+    """Admissible ``(s_e, s_w)`` for participating ``counts`` (:func:`hgc.codes.admissible_hgc`)."""
+    return admissible_hgc(tuple(int(c) for c in counts))
+
+
+def tolerance_search(scorer: Scorer, edges: Sequence[int], workers: Sequence[Sequence[int]],
+                      fixed_e: int | None = None, fixed_w: int | None = None, keep: int = REFINE_TOP,
+                      refine: bool = True) -> list[tuple[Strategy, float]]:
+    """The best ``(s_e, s_w)`` on one node set by search-grid score: all admissible pairs when they are
+    few, else a coarse lattice, then (if ``refine``) a pattern search. Returns the ``keep`` best
+    (strategy, score)."""
+    counts = [len(w) for w in workers]
+    pairs = [(a, b) for a, b in admissible_pairs(counts)
+             if (fixed_e is None or a == fixed_e) and (fixed_w is None or b == fixed_w)]
+    if not pairs:
+        return []
+    admissible = set(pairs)
+    scored: dict[tuple[int, int], float] = {}
+
+    def score(batch: Iterable[tuple[int, int]]) -> None:
+        batch = [p for p in dict.fromkeys(batch) if p in admissible and p not in scored]
+        if batch:
+            values = scorer([HGC_SCHEME.candidate(edges, workers, a, b) for a, b in batch])
+            scored.update(zip(batch, values.tolist()))
+
+    if len(pairs) <= ALL_PAIRS_LIMIT:
+        score(pairs)
+    else:
+        e_values = sorted({a for a, _ in pairs})
+        w_values = sorted({b for _, b in pairs})
+        coarse_e = spread_values(e_values, 7)
+        coarse_w = spread_values(w_values, 6)
+        score((a, b) for a in coarse_e for b in coarse_w)
+        if not any(np.isfinite(v) for v in scored.values()):
+            score(pairs[:: max(1, len(pairs) // 40)])
+        seen_centres: set[tuple[int, int]] = set()
+        while refine:
+            ranked = sorted(scored, key=lambda p: scored[p])[:2]
+            centres = [p for p in ranked if p not in seen_centres]
+            if not centres:
+                break
+            for a, b in centres:
+                seen_centres.add((a, b))
+                score((a + da, b + db) for da in (-2, -1, 0, 1, 2) for db in (-1, 0, 1)
+                      if abs(da) + abs(db) > 0)
+    best = sorted(scored, key=lambda p: scored[p])[:keep]
+    return [(HGC_SCHEME.candidate(edges, workers, a, b), scored[(a, b)]) for a, b in best]
+
+
+def doubling(limit: int) -> list[int]:
+    """1, 2, 4, ... up to ``limit``."""
+    out, r = [], 1
+    while r <= limit:
+        out.append(r)
+        r *= 2
+    return out
+
+
+def spread_values(values: Sequence[int], count: int) -> list[int]:
+    """About ``count`` values spread over ``values`` (denser near the small end), always with the ends."""
+    if len(values) <= count:
+        return list(values)
+    picks = np.unique(np.round(np.geomspace(1, len(values), count)).astype(int) - 1)
+    return sorted({values[0], values[-1], *(values[i] for i in picks)})
+
+
+def best_hgc_tolerances(model: TimingModel, s_e: int | None = None, s_w: int | None = None, *,
+                        evaluator: Evaluator | None = None) -> Strategy:
+    """The ``hgc`` strategy on all nodes with the best tolerances (``None`` = choose, an int = fixed), by
+    the analytic evaluator: search-grid scores, then the best few re-evaluated accurately.
+
+    Raises :class:`~hgc.errors.ConfigError` (key ``schemes``) when no admissible pair exists.
+    """
+    return best_all_nodes(model, s_e, s_w, Scorer(model, evaluator))[0]
+
+
+def best_all_nodes(model: TimingModel, s_e: int | None, s_w: int | None, scorer: Scorer
+                    ) -> tuple[Strategy, Evaluation, list[tuple[Strategy, float]]]:
+    edges, workers = all_nodes(model.topology)
+    ranked = tolerance_search(scorer, edges, workers, s_e, s_w)
+    if not ranked:
+        raise ConfigError(f"no admissible (s_e, s_w) with s_e={'auto' if s_e is None else s_e}, "
+                          f"s_w={'auto' if s_w is None else s_w} on edges of sizes {list(model.topology.workers)}",
+                          "schemes")
+    top = REFINE_TOP if model.topology.n_workers <= 400 else 2     # accurate evaluations are costly there
+    strategy, evaluation = refine(scorer, [r[0] for r in ranked], np.array([r[1] for r in ranked]), top)
+    return final(model, strategy), evaluation, ranked

@@ -1,0 +1,76 @@
+"""``hgc_jncss``: joint node and coding-scheme selection. The optimizer picks which edges and workers
+take part and ``(s_e, s_w)`` to minimise the expected iteration time; the choice runs as an HGC
+strategy on the participating nodes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from hgc import codes
+from hgc.errors import ConfigError
+from hgc.schemes.base import Candidate, Plan, Resolved, Scheme, SchemeSpec, Strategy
+from hgc.schemes.context import OptimizeContext, ResolveContext
+from hgc.schemes.hgc import HGC_SCHEME
+
+EXHAUSTIVE_AUTO_LIMIT = 20_000
+"""``hgc optimize`` adds an exhaustive row when the search space has at most this many candidates."""
+EXHAUSTIVE_HARD_LIMIT = 2_000_000
+"""Largest search space the exhaustive method accepts."""
+
+
+class JNCSS(Scheme):
+    """Nodes and tolerances chosen by the optimizer; the strategies it yields are HGC strategies."""
+
+    name = "hgc_jncss"
+    summary = "the optimizer picks edges, workers and (s_e, s_w) (JNCSS)"
+
+    def is_auto(self, spec: SchemeSpec) -> bool:
+        return True
+
+    def resolve(self, spec: SchemeSpec, context: ResolveContext) -> Resolved:
+        from hgc.optimizer.greedy import greedy_jncss  # the optimizer builds on the scheme modules
+
+        result = greedy_jncss(context.model, evaluator=context.evaluator)
+        return Resolved(spec, result.strategy, f"JNCSS greedy: analytic E[T]={result.expected_time:.6g}s")
+
+    def plan(self, strategy: Strategy) -> Plan:
+        return HGC_SCHEME.plan(strategy)
+
+    def build_code(self, strategy: Strategy, *, partitions: int | None = None,
+                   rng: np.random.Generator | None = None, rtol: float | None = None) -> codes.GradientCode:
+        return HGC_SCHEME.build_code(strategy, partitions=partitions, rng=rng, rtol=rtol)
+
+    def verify_strategies(self, spec: SchemeSpec, context: ResolveContext
+                          ) -> list[tuple[Strategy | None, str, dict[str, Any]]]:
+        strategy = self.resolve(spec, context).strategy
+        note = (f"JNCSS (greedy) chose edges {list(strategy.edges)} with {list(strategy.worker_counts)} workers; "
+                "the code is built on the participating nodes")
+        return [(strategy, note, strategy.columns())]
+
+    def validate_optimize(self, context: OptimizeContext) -> None:
+        """Refuse an exhaustive search that is too large, before anything runs."""
+        from hgc.optimizer.exhaustive import exhaustive_size  # the optimizer builds on the scheme modules
+
+        size = exhaustive_size(context.model, cap=EXHAUSTIVE_HARD_LIMIT)
+        context.options["jncss_space"] = size
+        if context.method == "exhaustive" and size > EXHAUSTIVE_HARD_LIMIT:
+            raise ConfigError(f"exhaustive JNCSS would score more than {EXHAUSTIVE_HARD_LIMIT} candidates on this "
+                              f"system (edges of sizes {list(context.model.topology.workers)}); use the greedy method",
+                              "method")
+
+    def optimize_rows(self, context: OptimizeContext) -> list[Candidate]:
+        from hgc.optimizer.exhaustive import exhaustive_jncss  # the optimizer builds on the scheme modules
+        from hgc.optimizer.greedy import greedy_jncss
+
+        if "jncss_space" not in context.options:
+            self.validate_optimize(context)
+        greedy = greedy_jncss(context.model, evaluator=context.evaluator)
+        rows = [Candidate("jncss_greedy", greedy.strategy, "greedy", greedy.evaluation, greedy.seconds,
+                          greedy.evaluations, role="search")]
+        if context.method == "exhaustive" or context.options["jncss_space"] <= EXHAUSTIVE_AUTO_LIMIT:
+            exhaustive = exhaustive_jncss(context.model, evaluator=context.evaluator)
+            rows.append(Candidate("jncss_exhaustive", exhaustive.strategy, "exhaustive", exhaustive.evaluation,
+                                  exhaustive.seconds, exhaustive.evaluations, exhaustive.space, role="ground_truth"))
+        return rows
