@@ -65,6 +65,28 @@ class ExperimentConfig:
     data: DataConfig = field(default_factory=DataConfig)
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
     source: Path | None = None
+    base_dir: Path | None = None
+
+    def with_values(self, values: Mapping[str, Any], *, origin: str = "command line") -> "ExperimentConfig":
+        """The experiment with dotted config keys set (``{"topology.edges": 8, "trials": 2e4}``), validated
+        again as a whole. An error caused by one of the new values is attributed to ``origin``; an error
+        the new values cause elsewhere names the file and says which values were set."""
+        if not values:
+            return self
+        raw = copy.deepcopy(dict(self.raw))
+        for key, value in values.items():
+            try:
+                set_dotted(raw, key, value)
+            except ConfigError as err:
+                raise ConfigError(err.message, err.key, origin) from None
+        try:
+            return config_from_mapping(raw, source=self.source, default_name=self.name, base_dir=self.base_dir)
+        except ConfigError as err:
+            if any(err.key == k or err.key.startswith((k + ".", k + "[")) or k.startswith(err.key + ".")
+                   for k in values if err.key):
+                raise ConfigError(err.message, err.key, origin) from None
+            settings = ", ".join(f"{k}={v!r}" for k, v in values.items())
+            raise ConfigError(f"{err.message} (with {settings} from the {origin})", err.key, self.source) from None
 
     def with_overrides(self, *, seed: int | None = None, trials: int | None = None) -> "ExperimentConfig":
         """The same experiment with a different seed and/or number of trials (CLI options)."""
@@ -76,14 +98,61 @@ class ExperimentConfig:
         return replace(self, seed=int(raw["seed"]), trials=int(raw["trials"]), raw=raw)
 
     def resolved(self) -> dict[str, Any]:
-        """The config as run: defaults filled in, worker counts listed, trace paths absolute."""
+        """The config as run: every default filled in, worker counts listed, trace paths absolute.
+        Loading it again gives the same experiment (and the same results for the same seed)."""
         raw = copy.deepcopy(dict(self.raw))
-        raw["topology"] = {"edges": self.topology.n_edges, "workers": list(self.topology.workers)}
-        raw["schemes"] = [spec.to_config() for spec in self.schemes]
-        base_dir = self.source.parent if self.source is not None else None
-        if "timing" in raw and base_dir is not None:
-            _absolute_trace_paths(raw["timing"], base_dir)
-        return raw
+        out: dict[str, Any] = {"name": self.name}
+        if "description" in raw:
+            out["description"] = raw["description"]
+        out["seed"], out["trials"] = self.seed, self.trials
+        out["topology"] = {"edges": self.topology.n_edges, "workers": list(self.topology.workers)}
+        timing = dict(raw.get("timing") or {})
+        timing["worker"] = _with_defaults(timing.get("worker"), WORKER_DEFAULTS)
+        timing["edge"] = _with_defaults(timing.get("edge"), EDGE_DEFAULTS)
+        timing["failures"] = {"worker": self.timing.worker_failure, "edge": self.timing.edge_failure}
+        timing.setdefault("overrides", [])
+        out["timing"] = timing
+        out["schemes"] = [spec.to_config() for spec in self.schemes]
+        out["train"] = {name: getattr(self.train, name) for name in TrainConfig.__dataclass_fields__}
+        out["data"] = {"partitions": self.data.partitions}
+        base_dir = self.base_dir or (self.source.parent if self.source is not None else None)
+        if base_dir is not None:
+            _absolute_trace_paths(out["timing"], base_dir)
+        return out
+
+
+WORKER_DEFAULTS: dict[str, Any] = {"overhead": 0.0, "uplink": 0.0, "per_vector": 0.0}
+"""Defaults of the optional worker delays (seconds), as written into resolved configs."""
+EDGE_DEFAULTS: dict[str, Any] = {"process": 0.0, "uplink": 0.0, "per_vector": 0.0}
+"""Defaults of the edge delays (seconds), as written into resolved configs."""
+
+
+def _with_defaults(given: Any, defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """``given`` (a mapping or nothing) followed by the defaults of the keys it does not set."""
+    out = dict(given or {})
+    out.update({k: v for k, v in defaults.items() if k not in out})
+    return out
+
+
+def set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
+    """Set ``a.b.c`` in nested mappings, creating missing intermediate mappings. A path through a value
+    that is not a mapping is a :class:`ConfigError` naming the key."""
+    node: Any = raw
+    parts = key.split(".")
+    if not key or any(not part for part in parts):
+        raise ConfigError(f"expected a dotted config key such as 'timing.edge.process.p', got {key!r}", key)
+    for depth, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        elif not isinstance(child, dict):
+            if isinstance(child, Mapping):
+                child = node[part] = dict(child)
+            else:
+                where = ".".join(parts[:depth + 1])
+                raise ConfigError(f"cannot set '{key}': '{where}' is {describe(child)}, not a mapping", key)
+        node = child
+    node[parts[-1]] = copy.deepcopy(value)
 
 
 def _absolute_trace_paths(node: Any, base_dir: Path) -> None:
@@ -151,7 +220,8 @@ def config_from_mapping(raw: Any, *, source: Path | None = None, default_name: s
     data = parse_data(raw.get("data", {}), "data")
     return ExperimentConfig(name=name, seed=seed, trials=trials, topology=topology, timing=timing,
                             schemes=schemes, train=train, data=data, raw=raw,
-                            source=Path(source) if source is not None else None)
+                            source=Path(source) if source is not None else None,
+                            base_dir=Path(base_dir) if base_dir is not None else None)
 
 
 def parse_train(raw: Any, key: str) -> TrainConfig:

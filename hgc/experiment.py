@@ -9,22 +9,28 @@ then evaluates all strategies on the same sampled delays and returns a :class:`S
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
 
 import numpy as np
 import pandas as pd
 
 from hgc.config import ExperimentConfig
 from hgc.output import run_metadata, write_csv, write_json, write_yaml
+from hgc.progress import ProgressFactory, chunk_progress
 from hgc.schemes import BASELINE, ResolveContext, Resolved, baseline_spec
 from hgc.simulation import CHUNK_TRIALS, MonteCarloRun, TimeStatistics, run_strategies
 
 SUMMARY_COLUMNS = [
     "scheme", "s_e", "s_w", "s", "edges", "workers", "load", "mean_time", "sem_time", "p50_time",
-    "p95_time", "p99_time", "failure_rate", "master_vectors", "speedup", "trials", "seed", "label", "note",
+    "p95_time", "p99_time", "failure_rate", "effective_time", "master_vectors", "speedup", "trials", "seed",
+    "label", "spec_label", "note",
 ]
+"""Columns of ``summary.csv``: ``effective_time`` is the time per successful iteration
+``mean_time / (1 - failure_rate)`` (blank when nothing decodes) and ``speedup`` the baseline's effective
+time over this one's; ``label`` names the scheme with its ``auto`` values resolved
+(``hgc(s_e=auto→2,s_w=1)``), ``spec_label`` as written in the config."""
 QUANTILE_LEVELS = np.round(np.concatenate([np.arange(0.005, 0.995, 0.005), [0.995, 0.999]]), 6)
 
 ResolvedScheme = Resolved  # the name this module used before the scheme registry
@@ -52,7 +58,7 @@ class SimulationResult:
     def write(self, out_dir: Path) -> list[Path]:
         """``summary.csv``, ``quantiles.csv``, ``config.resolved.yaml`` and ``metadata.json`` under ``out_dir``."""
         out_dir = Path(out_dir)
-        strategies = [{"label": r.spec.label, "kind": r.strategy.kind, "edges": list(r.strategy.edges),
+        strategies = [{"label": r.label, "spec_label": r.spec.label, "kind": r.strategy.kind, "edges": list(r.strategy.edges),
                        "workers": [list(w) for w in r.strategy.workers], **r.strategy.columns(),
                        "load": r.strategy.load, "note": r.note} for r in self.schemes]
         return [
@@ -83,7 +89,17 @@ def resolve_scheme(config: ExperimentConfig, spec: object) -> Resolved:
 # ----------------------------------------------------------------------------------------------------
 # The run and its tables
 
-def summary_row(resolved: Resolved, stats: TimeStatistics, baseline_mean: float, seed: int) -> dict[str, object]:
+def speedup(baseline: float, time: float) -> float:
+    """``baseline / time`` for two times per successful iteration; NaN (a blank cell) when either is
+    undefined, and 1 when both are zero (all-zero delays: neither is faster)."""
+    if not (math.isfinite(baseline) and math.isfinite(time)):
+        return math.nan
+    if time == 0.0:
+        return 1.0 if baseline == 0.0 else math.nan
+    return baseline / time
+
+
+def summary_row(resolved: Resolved, stats: TimeStatistics, baseline_effective: float, seed: int) -> dict[str, object]:
     st = resolved.strategy
     p50, p95, p99 = stats.quantile([0.5, 0.95, 0.99])
     note = "; ".join(n for n in (resolved.note, st.describe()) if n)
@@ -92,21 +108,23 @@ def summary_row(resolved: Resolved, stats: TimeStatistics, baseline_mean: float,
         "edges": st.n_edges, "workers": st.n_workers, "load": st.load,
         "mean_time": stats.mean_time, "sem_time": stats.sem,
         "p50_time": p50, "p95_time": p95, "p99_time": p99,
-        "failure_rate": stats.failure_rate, "master_vectors": stats.mean_vectors,
-        "speedup": baseline_mean / stats.mean_time if stats.decoded else float("nan"),
-        "trials": stats.trials, "seed": seed, "label": resolved.spec.label, "note": note,
+        "failure_rate": stats.failure_rate, "effective_time": stats.effective_time,
+        "master_vectors": stats.mean_vectors, "speedup": speedup(baseline_effective, stats.effective_time),
+        "trials": stats.trials, "seed": seed, "label": resolved.label, "spec_label": resolved.spec.label,
+        "note": note,
     }
 
 
 def simulate(config: ExperimentConfig, *, trials: int | None = None, seed: int | None = None,
-             progress: Callable[[Iterable[int]], Iterable[int]] | None = None) -> SimulationResult:
+             progress: ProgressFactory | None = None) -> SimulationResult:
     """Monte Carlo iteration time of every scheme in ``config`` (``trials``/``seed`` override the config).
 
     A baseline (uncoded) run is always simulated on the same draws for the ``speedup`` column, even when
     the config does not list it. Interrupting (Ctrl-C) returns the statistics of the completed chunks.
+    ``progress`` draws bars for pilots, searches and the Monte Carlo run.
     """
     config = config.with_overrides(seed=seed, trials=trials)
-    context = ResolveContext(config.timing, config.seed)
+    context = ResolveContext(config.timing, config.seed, progress)
     schemes = resolve_schemes(config, context)
     strategies = [r.strategy for r in schemes]
     baseline = next((i for i, r in enumerate(schemes) if r.spec.kind == BASELINE), None)
@@ -114,14 +132,15 @@ def simulate(config: ExperimentConfig, *, trials: int | None = None, seed: int |
         spec = baseline_spec()
         strategies.append(spec.scheme.resolve(spec, context).strategy)
         baseline = len(strategies) - 1
-    run = run_strategies(config.timing, strategies, seed=config.seed, trials=config.trials, progress=progress)
-    baseline_mean = run.statistics[baseline].mean_time
-    rows = [summary_row(r, stats, baseline_mean, config.seed) for r, stats in zip(schemes, run.statistics)]
+    run = run_strategies(config.timing, strategies, seed=config.seed, trials=config.trials,
+                         progress=chunk_progress(progress, "simulate", config.trials))
+    baseline_effective = run.statistics[baseline].effective_time
+    rows = [summary_row(r, stats, baseline_effective, config.seed) for r, stats in zip(schemes, run.statistics)]
     summary = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
     for column in ("s_e", "s_w", "s"):
         summary[column] = summary[column].astype("Int64")
     quantiles = pd.DataFrame(
-        [{"label": r.spec.label, "scheme": r.spec.kind, "quantile": q, "time": t}
+        [{"label": r.label, "scheme": r.spec.kind, "quantile": q, "time": t}
          for r, stats in zip(schemes, run.statistics)
          for q, t in zip(QUANTILE_LEVELS, stats.quantile(QUANTILE_LEVELS))])
     return SimulationResult(summary, quantiles, schemes, run, config)

@@ -416,9 +416,11 @@ class TimeStatistics:
 
     @property
     def effective_time(self) -> float:
-        """Mean time per *successful* iteration if failed ones are repeated: ``mean / (1 - failure_rate)``."""
-        success = 1.0 - self.failure_rate
-        return self.mean_time / success if success > 0 else float("inf")
+        """Mean time per *successful* iteration if failed ones are repeated: ``mean / (1 - failure_rate)``
+        (seconds; NaN when no trial decoded)."""
+        if not self.decoded:
+            return float("nan")
+        return self.mean_time / (1.0 - self.failure_rate)
 
 
 # ----------------------------------------------------------------------------------------------------

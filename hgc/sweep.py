@@ -33,16 +33,17 @@ import json
 import math
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 
 from hgc import __version__
-from hgc.config import TOP_LEVEL_KEYS, ExperimentConfig, config_from_mapping, read_yaml
+from hgc.config import TOP_LEVEL_KEYS, ExperimentConfig, config_from_mapping, read_yaml, set_dotted
 from hgc.errors import ConfigError
 from hgc.output import atomic_write_text, csv_text, write_csv, write_json
+from hgc.progress import NO_PROGRESS, ProgressFactory
 from hgc.rng import Stream, seed_sequence
 from hgc.validation import as_list, as_mapping, check_keys, describe, join, suggestion
 
@@ -90,6 +91,22 @@ class SweepConfig:
             out["zip"] = copy.deepcopy(self.zip)
         out["analyses"] = list(self.analyses)
         return out
+
+
+def with_base_values(sweep: SweepConfig, values: Mapping[str, Any], *, origin: str = "command line") -> SweepConfig:
+    """The sweep with dotted keys set in its base config for every point (like grid keys with one value).
+    A key that the grid also sweeps is refused (the grid would overwrite it)."""
+    if not values:
+        return sweep
+    base = copy.deepcopy(dict(sweep.base_raw))
+    for key, value in values.items():
+        if any(key == k or key.startswith(k + ".") or k.startswith(key + ".") for k in sweep.swept_keys):
+            raise ConfigError("is swept by the grid of this sweep file; set it there", key, origin)
+        try:
+            set_dotted(base, key, value)
+        except ConfigError as err:
+            raise ConfigError(err.message, err.key, origin) from None
+    return replace(sweep, base_raw=base)
 
 
 def load_sweep(path: str | Path) -> SweepConfig:
@@ -203,25 +220,6 @@ def point_seed(base_seed: int, params: Mapping[str, Any]) -> int:
     digest = hashlib.sha256(_canonical(dict(params)).encode()).digest()
     key_ints = [int.from_bytes(digest[i:i + 4], "big") for i in range(0, 16, 4)]
     return int(seed_sequence(base_seed, Stream.SWEEP, *key_ints).generate_state(1)[0])
-
-
-def set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
-    """Set ``a.b.c`` in nested mappings, creating missing intermediate mappings. A path through a value
-    that is not a mapping is a :class:`ConfigError` naming the key."""
-    node: Any = raw
-    parts = key.split(".")
-    for depth, part in enumerate(parts[:-1]):
-        child = node.get(part)
-        if child is None:
-            child = node[part] = {}
-        elif not isinstance(child, dict):
-            if isinstance(child, Mapping):
-                child = node[part] = dict(child)
-            else:
-                where = ".".join(parts[:depth + 1])
-                raise ConfigError(f"cannot set '{key}': '{where}' is {describe(child)}, not a mapping", key)
-        node = child
-    node[parts[-1]] = copy.deepcopy(value)
 
 
 @dataclass(frozen=True)
@@ -446,15 +444,14 @@ class SweepRun:
 
 
 def run_sweep(sweep: SweepConfig, out_dir: Path, executor: Any, *,
-              points: list[SweepPoint] | None = None, progress: Any = None,
+              points: list[SweepPoint] | None = None, progress: ProgressFactory | None = None,
               metadata: Mapping[str, Any] | None = None) -> SweepRun:
     """Run every point of ``sweep`` not already persisted under ``out_dir`` on ``executor`` (an
     :class:`hgc.executors.Executor`), persisting each as it finishes, then write ``sweep.csv`` (grid order),
     ``optimize.csv`` (if asked), ``failures.csv`` (if any point failed), ``sweep.resolved.yaml`` and
     ``metadata.json``.
 
-    ``progress(total, initial)`` may return a tqdm-like object with ``update(n)``, ``set_postfix_str`` and
-    ``close``; it is advanced once per finished point.
+    ``progress`` draws a bar advanced once per finished point (resumed points count as done).
     """
     from hgc.output import run_metadata, write_yaml  # noqa: PLC0415
 
@@ -465,7 +462,8 @@ def run_sweep(sweep: SweepConfig, out_dir: Path, executor: Any, *,
     store.remove_stale_temporaries()
     resumed = [p.index for p in points if store.is_done(p.store_key)]
     todo = [point_task(p, sweep) for p in points if not store.is_done(p.store_key)]
-    bar = progress(len(points), len(resumed)) if progress is not None else None
+    bar = (progress or NO_PROGRESS)(len(points), f"sweep {sweep.name}", "point")
+    bar.update(len(resumed))
     computed: list[PointOutcome] = []
     failed: list[PointOutcome] = []
     try:

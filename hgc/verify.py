@@ -20,13 +20,14 @@ from dataclasses import dataclass
 from itertools import combinations
 from math import comb, prod
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
 
 from hgc.codes import DEFAULT_RTOL, GradientCode, HierarchicalCode, straggler_patterns
 from hgc.errors import ConfigError
+from hgc.progress import ProgressFactory, progress_bar
 from hgc.rng import Stream, stream
 
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ DEFAULT_PATTERNS = 100_000
 GRADIENT_DIM = 8          # length of the random partial gradients used for checking
 CHUNK = 8192              # patterns decoded per batch
 
-VERIFY_COLUMNS = ["scheme", "s", "s_e", "s_w", "K", "load", "construction", "patterns", "exhaustive",
+VERIFY_COLUMNS = ["scheme", "label", "s", "s_e", "s_w", "K", "load", "construction", "patterns", "exhaustive",
                   "max_rel_error", "worst_cond", "undecodable", "failures", "note"]
 
 
@@ -160,7 +161,8 @@ def patterns(code: GradientCode, max_patterns: int, rng: np.random.Generator
 # ----------------------------------------------------------------------------------------------------
 
 def check_code(code: GradientCode, *, max_patterns: int = DEFAULT_PATTERNS, rng: np.random.Generator | None = None,
-               tol: float = DEFAULT_RTOL, dim: int = GRADIENT_DIM) -> CodeCheck:
+               tol: float = DEFAULT_RTOL, dim: int = GRADIENT_DIM,
+               on_batch: Callable[[int], object] | None = None) -> CodeCheck:
     """Decode random float64 partial gradients over the maximal straggler patterns of ``code``.
 
     A pattern *fails* when the decoder refuses it (undecodable) or returns a gradient whose relative
@@ -178,6 +180,8 @@ def check_code(code: GradientCode, *, max_patterns: int = DEFAULT_PATTERNS, rng:
     for wm, em in batches:
         result = code.decode_batch(wm, em)
         seen += wm.shape[0]
+        if on_batch is not None:
+            on_batch(wm.shape[0])
         undecodable += int((~result.ok).sum())
         if not result.ok.any():
             continue
@@ -197,7 +201,7 @@ def check_code(code: GradientCode, *, max_patterns: int = DEFAULT_PATTERNS, rng:
 # ----------------------------------------------------------------------------------------------------
 
 def verify_config(config: ExperimentConfig, *, max_patterns: int = DEFAULT_PATTERNS, out_dir: Path | None = None,
-                  tol: float = DEFAULT_RTOL, progress: Callable[[str], None] | None = None) -> pd.DataFrame:
+                  tol: float = DEFAULT_RTOL, progress: ProgressFactory | None = None) -> pd.DataFrame:
     """Build and check every coded scheme of ``config`` (an :class:`hgc.config.ExperimentConfig`).
 
     Each scheme says which codes to check (:meth:`~hgc.schemes.Scheme.verify_strategies`: every admissible
@@ -207,11 +211,24 @@ def verify_config(config: ExperimentConfig, *, max_patterns: int = DEFAULT_PATTE
     parameters. Returns the table (columns :data:`VERIFY_COLUMNS`) and writes ``out_dir/verify.csv`` if
     ``out_dir`` is given. An explicit parameter that is inadmissible or a ``K`` that does not fit it raises
     :class:`~hgc.errors.ConfigError`; for ``auto`` values such codes are listed with a note instead.
+    ``progress`` draws one bar over the straggler patterns of all codes.
     """
     rows: list[dict[str, Any]] = []
+    cases = list(_cases(config, tol))
+    total = sum(min(pattern_count(code), max_patterns) for _, code, _ in cases if code is not None)
     try:
-        for row in _verify_rows(config, max_patterns, tol, progress):
-            rows.append(row)
+        with progress_bar(progress, total, f"verify {len(cases)} codes", "pattern") as bar:
+            for row, code, note in cases:
+                if code is None:
+                    rows.append({**row, "note": note})
+                    continue
+                bar.set_postfix_str(_label(row))
+                check = check_code(code, max_patterns=max_patterns, rng=stream(config.seed, Stream.VERIFY), tol=tol,
+                                   on_batch=bar.update)
+                rows.append({**row, "K": code.n_partitions, "load": code.load, "construction": code.construction,
+                             "patterns": check.patterns, "exhaustive": check.exhaustive,
+                             "max_rel_error": check.max_rel_error, "worst_cond": check.worst_cond,
+                             "undecodable": check.undecodable, "failures": check.failures, "note": note})
     except KeyboardInterrupt:  # keep the rows already checked, then stop
         if out_dir is not None and rows:
             _write(_table(rows), out_dir)
@@ -222,9 +239,13 @@ def verify_config(config: ExperimentConfig, *, max_patterns: int = DEFAULT_PATTE
     return table
 
 
-def _verify_rows(config: ExperimentConfig, max_patterns: int, tol: float,
-                 progress: Callable[[str], None] | None) -> Iterator[dict[str, Any]]:
-    """One ``verify.csv`` row per code, in config order (see :func:`verify_config`)."""
+def _label(row: Mapping[str, Any]) -> str:
+    parameters = ",".join(f"{k}={row[k]}" for k in ("s", "s_e", "s_w") if row.get(k) is not None)
+    return f"{row['scheme']}({parameters})" if parameters else str(row["scheme"])
+
+
+def _cases(config: ExperimentConfig, tol: float) -> Iterator[tuple[dict[str, Any], GradientCode | None, str]]:
+    """Every code to check, in config order: ``(row start, code or None when skipped, note)``."""
     from hgc.schemes import ResolveContext  # the schemes build on the codes this module checks
 
     context = ResolveContext(config.timing, config.seed)
@@ -239,23 +260,15 @@ def _verify_rows(config: ExperimentConfig, max_patterns: int, tol: float,
                 code = scheme.build_code(strategy, partitions=K, rng=stream(config.seed, Stream.CODES), rtol=tol)
             except ConfigError as err:
                 if spec.is_auto:
-                    yield {**row, "note": f"skipped: {err.message}"}
+                    yield row, None, f"skipped: {err.message}"
                     continue
                 key = "data.partitions" if err.key == "data.partitions" else f"schemes[{j}]"
                 raise ConfigError(err.message, key, config.source) from None
-            check = check_code(code, max_patterns=max_patterns, rng=stream(config.seed, Stream.VERIFY), tol=tol)
-            yield {**row, "K": code.n_partitions, "load": code.load, "construction": code.construction,
-                   "patterns": check.patterns, "exhaustive": check.exhaustive,
-                   "max_rel_error": check.max_rel_error, "worst_cond": check.worst_cond,
-                   "undecodable": check.undecodable, "failures": check.failures, "note": note}
-            if progress is not None:
-                tol_text = ", ".join(f"{k}={v}" for k, v in columns.items() if v is not None)
-                label = f"{spec.kind}({tol_text})" if tol_text else spec.kind
-                progress(f"{label}: {check.patterns} patterns, {check.failures} failures")
+            yield row, code, note
 
 
 def _table(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    table = pd.DataFrame(rows, columns=VERIFY_COLUMNS)
+    table = pd.DataFrame([{**row, "label": _label(row)} for row in rows], columns=VERIFY_COLUMNS)
     for column in ("s", "s_e", "s_w", "K", "patterns", "undecodable", "failures"):
         table[column] = table[column].astype("Int64")
     table["exhaustive"] = table["exhaustive"].astype("boolean")

@@ -142,7 +142,7 @@ def test_console_script_has_no_traceback_on_bad_input(tmp_path):
     (["simulate", "CONFIG", "--seed", "-1"], "Invalid value for '--seed'"),
     (["simulate", "CONFIG", "--bogus"], "No such option '--bogus'"),
     (["simulate"], "Missing argument 'CONFIG'"),
-    (["simulat"], "No such command 'simulat'"),
+    (["simulat"], "no such command 'simulat'; did you mean 'simulate'?"),
     (["sweep", "CONFIG", "--jobs", "0"], "Invalid value for '--jobs'"),
 ])
 def test_bad_arguments_exit_2_with_one_line(cli, write_config, args, fragment):

@@ -6,7 +6,8 @@ import pandas as pd
 
 from hgc.training import HISTORY_COLUMNS
 
-SUMMARY_REQUIRED = ["label", "scheme", "iterations", "sim_time_total", "time_to_target", "speedup_to_target",
+SUMMARY_REQUIRED = ["label", "scheme", "iterations", "sim_time_total", "effective_time", "time_to_target",
+                    "speedup_to_target",
                     "max_grad_rel_error", "undecodable_iterations"]
 
 

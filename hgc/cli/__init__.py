@@ -1,11 +1,14 @@
 """The ``hgc`` command: a click group whose sub-commands live one per module in this package.
 
-Sub-commands are imported only when invoked, so ``hgc --help`` stays fast and one command's heavy
-dependencies (Dask, matplotlib, scikit-learn) never slow another down.
+The sub-command modules import only click and :mod:`hgc.cli.common` at the top; each command imports the
+library it needs when it runs, so ``hgc --help`` stays fast and one command's heavy dependencies (Dask,
+matplotlib, scikit-learn) never slow another down. The command list and its one-line help come from
+the commands themselves (their docstrings).
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import sys
 from typing import Any
@@ -14,15 +17,9 @@ import click
 
 from hgc import __version__
 
-# command name -> (module in hgc.cli, function name, one-line help)
-COMMANDS: dict[str, tuple[str, str, str]] = {
-    "simulate": ("simulate", "simulate", "Monte Carlo iteration time of every scheme in a config."),
-    "optimize": ("optimize", "optimize", "Joint node and coding-scheme selection (JNCSS) with the analytic evaluator."),
-    "sweep": ("sweep", "sweep", "Run simulate/optimize over a grid of config values, in parallel and resumably."),
-    "train": ("train", "train", "Coded gradient descent on real data, checking exact gradient recovery."),
-    "verify": ("verify", "verify", "Build every coded scheme and check decoding over straggler patterns."),
-    "plot": ("plot", "plot", "PNG figures for a results directory."),
-}
+COMMANDS = ("simulate", "optimize", "sweep", "train", "verify", "plot")
+"""Sub-commands, in the order ``hgc --help`` lists them; each is the function of that name in
+``hgc.cli.<name>``."""
 
 
 class LazyGroup(click.Group):
@@ -34,9 +31,18 @@ class LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name not in COMMANDS:
             return None
-        module_name, attr, _ = COMMANDS[name]
-        module = importlib.import_module(f"hgc.cli.{module_name}")
-        return getattr(module, attr)
+        module = importlib.import_module(f"hgc.cli.{name}")
+        command = getattr(module, name)
+        assert isinstance(command, click.Command)
+        return command
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None, list[str]]:
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and name not in COMMANDS:
+            close = difflib.get_close_matches(name, COMMANDS, n=1, cutoff=0.6)
+            hint = f"; did you mean '{close[0]}'?" if close else f" (commands: {', '.join(COMMANDS)})"
+            raise click.UsageError(f"no such command '{name}'{hint}", ctx)
+        return super().resolve_command(ctx, args)
 
     def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
         """Run the command; bad arguments end with one line on stderr and exit status 2 (as bad configs)."""
@@ -57,7 +63,12 @@ class LazyGroup(click.Group):
         sys.exit(result if isinstance(result, int) else 0)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = [(name, help_) for name, (_, _, help_) in COMMANDS.items()]
+        """One line per command: the first line of its docstring, in full."""
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None:
+                rows.append((name, command.get_short_help_str(limit=200)))
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 

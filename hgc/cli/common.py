@@ -1,18 +1,20 @@
-"""Pieces shared by the sub-commands: error handling, common options, output directories."""
+"""Pieces shared by the sub-commands: error handling, common options, overrides, progress, tables."""
 
 from __future__ import annotations
 
 import functools
+import math
+import shutil
 import sys
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 
 import click
 
 from hgc.errors import ConfigError
+from hgc.progress import ProgressBar, ProgressFactory
 
 F = TypeVar("F", bound=Callable[..., Any])
-
 
 OPTION_KEYS = frozenset({"method", "jobs", "executor", "scheduler", "trials", "seed", "patterns", "iterations",
                          "out", "time-scale", "kill"})
@@ -47,22 +49,134 @@ def handle_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-config_argument = click.argument(
-    "config", type=click.Path(dir_okay=False, path_type=Path)
-)
+# ----------------------------------------------------------------------------------------------------
+# Options shared by several commands
+
+config_argument = click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+overrides_argument = click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
 out_option = click.option(
     "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
     help="Output directory [default: results/<config name>/].",
 )
 seed_option = click.option("--seed", type=click.IntRange(min=0), default=None, help="Override the config's seed.")
+quiet_option = click.option("--quiet", is_flag=True, help="Print nothing but errors (no tables, no progress).")
+progress_option = click.option("--progress", "force_progress", is_flag=True,
+                               help="Show progress bars even when stderr is not a terminal.")
+dry_run_option = click.option("--dry-run", is_flag=True,
+                              help="Validate, print what would run (sizes, time and memory estimates) and exit "
+                                   "without computing or writing anything.")
 
 
 def trials_option(help_text: str = "Override the config's number of trials.") -> Callable[[F], F]:
     """``--trials N`` (N >= 1)."""
     return click.option("--trials", type=click.IntRange(min=1), default=None, help=help_text)
-quiet_option = click.option("--quiet", is_flag=True, help="No progress bar and nothing but errors printed.")
 
 
 def default_out_dir(name: str, out_dir: Path | None) -> Path:
     """``out_dir`` if given, else ``results/<name>/`` relative to the working directory."""
     return out_dir if out_dir is not None else Path("results") / name
+
+
+# ----------------------------------------------------------------------------------------------------
+# KEY=VALUE overrides
+
+def parse_overrides(pairs: Iterable[str]) -> dict[str, Any]:
+    """``["topology.edges=8", "trials=2e4"]`` → ``{"topology.edges": 8, "trials": 20000.0}``: dotted config
+    keys, values parsed as YAML (a value that is not valid YAML stays a string)."""
+    import yaml  # noqa: PLC0415 - already imported by the config loader; kept local to this helper
+
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        key = key.strip()
+        if not sep or not key or any(not part for part in key.split(".")):
+            raise ConfigError(f"expected KEY=VALUE with a dotted config key (e.g. topology.edges=8), got {pair!r}",
+                              source="command line")
+        try:
+            value = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError:
+            value = text
+        if key in values:
+            raise ConfigError(f"set twice on the command line ({values[key]!r} and {value!r})", key, "command line")
+        values[key] = value
+    return values
+
+
+def load_experiment(path: Path, overrides: Sequence[str] = (), **options: Any) -> Any:
+    """The experiment config at ``path`` with the command line applied once: ``KEY=VALUE`` overrides,
+    then options given as ``dotted.key=value`` keyword arguments that are not ``None``."""
+    from hgc.config import load_config  # noqa: PLC0415 - the config stack is loaded only by commands that need it
+
+    config = load_config(path)
+    values = parse_overrides(overrides)
+    for key, value in options.items():
+        if value is not None:
+            values[key.replace("__", ".")] = value
+    return config.with_values(values)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Progress bars
+
+def progress_factory(quiet: bool, force: bool = False) -> ProgressFactory | None:
+    """tqdm bars on stderr: none with ``--quiet``; otherwise when stderr is a terminal, or ``--progress``."""
+    if quiet or not (force or sys.stderr.isatty()):
+        return None
+    from tqdm import tqdm  # noqa: PLC0415 - only when bars are shown
+
+    def factory(total: float | None, description: str, unit: str) -> ProgressBar:
+        return tqdm(total=total, desc=description, unit=unit, file=sys.stderr, dynamic_ncols=True, leave=False,
+                    mininterval=0.2)
+
+    return factory
+
+
+# ----------------------------------------------------------------------------------------------------
+# Tables for the terminal
+
+def format_cell(value: Any) -> str:
+    """A cell for a printed table: blanks for missing values, 4 significant digits for floats."""
+    if value is None:
+        return ""
+    try:
+        if value != value:  # NaN and pandas' NA
+            return ""
+    except (TypeError, ValueError):
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        if value.is_integer() and abs(value) < 1e6:
+            return str(int(value))
+        return f"{value:.4g}"
+    return str(value)
+
+
+def table_text(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], width: int | None = None,
+               required: int = 1) -> str:
+    """``rows`` as an aligned text table of ``columns``, dropping trailing columns (after the first
+    ``required``) that do not fit ``width`` characters (default: the terminal width)."""
+    width = width or shutil.get_terminal_size((120, 24)).columns
+    cells = [[format_cell(row.get(c)) for c in columns] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    keep = len(columns)
+    while keep > required and sum(widths[:keep]) + 2 * (keep - 1) > width:
+        keep -= 1
+    shown = [i for i in range(keep) if any(r[i] for r in cells) or i < required]
+
+    def line(values: Sequence[str]) -> str:
+        return "  ".join(values[i].ljust(widths[i]) if i == shown[0] else values[i].rjust(widths[i])
+                         for i in shown).rstrip()
+
+    out = [line(list(columns))] + [line(r) for r in cells]
+    if keep < len(columns):
+        out.append(f"({len(columns) - keep} more columns in the CSV: {', '.join(columns[keep:])})")
+    return "\n".join(out)
+
+
+def echo_table(table: Any, columns: Sequence[str], required: int = 1) -> None:
+    """Print a pandas table's ``columns`` (those it has) fitted to the terminal."""
+    present = [c for c in columns if c in table.columns]
+    click.echo(table_text(table[present].to_dict("records"), present, required=required))

@@ -14,7 +14,7 @@ from hgc.cli.common import handle_errors, quiet_option
 @quiet_option
 @handle_errors
 def plot(directory: Path, quiet: bool) -> None:
-    """Draw PNG figures for the results in DIRECTORY, next to the CSV files.
+    """Draw PNG figures for a results directory, next to its CSV files.
 
     simulate → mean_time.png, time_cdf.png; sweep → sweep_mean_time__<key>.png and
     sweep_speedup__<key>.png per swept key; train → train_loss.png.

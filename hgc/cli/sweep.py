@@ -1,4 +1,4 @@
-"""``hgc sweep CONFIG``: simulate (and optimize) over a grid of config values, in parallel, resumably."""
+"""``hgc sweep SWEEP``: simulate (and optimize) over a grid of config values, in parallel, resumably."""
 
 from __future__ import annotations
 
@@ -6,15 +6,16 @@ import sys
 from pathlib import Path
 
 import click
-from tqdm import tqdm
 
-from hgc.cli.common import default_out_dir, handle_errors, out_option, quiet_option
-from hgc.executors import EXECUTORS, make_executor
-from hgc.sweep import expand_points, load_sweep, run_sweep
+from hgc.cli.common import (default_out_dir, handle_errors, out_option, overrides_argument, parse_overrides,
+                            progress_factory, progress_option, quiet_option)
+
+EXECUTORS = ("serial", "process", "dask")  # hgc.executors.EXECUTORS (not imported: keeps --help fast)
 
 
 @click.command()
-@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("config", metavar="SWEEP", type=click.Path(dir_okay=False, path_type=Path))
+@overrides_argument
 @click.option("--executor", "executor_kind", type=click.Choice(EXECUTORS), default="process", show_default=True,
               help="Where points run: this process, local worker processes, or a Dask cluster.")
 @click.option("--jobs", type=click.IntRange(min=1), default=None,
@@ -24,26 +25,27 @@ from hgc.sweep import expand_points, load_sweep, run_sweep
                    "without it a local Dask cluster is started.")
 @out_option
 @quiet_option
+@progress_option
 @handle_errors
-def sweep(config: Path, executor_kind: str, jobs: int | None, scheduler: str | None, out_dir: Path | None,
-          quiet: bool) -> None:
-    """Run every point of the sweep file CONFIG; write sweep.csv (one row per point and scheme).
+def sweep(config: Path, overrides: tuple[str, ...], executor_kind: str, jobs: int | None, scheduler: str | None,
+          out_dir: Path | None, quiet: bool, force_progress: bool) -> None:
+    """Run every point of a sweep file, in parallel and resumably; writes sweep.csv.
 
-    Points already finished under the output directory (same resolved config, same hgc version) are
-    skipped, so an interrupted sweep resumes where it stopped. A failing point is reported with its
-    parameters in failures.csv and the command exits with status 1 after the other points finish.
+    One row per point and scheme. Points already finished under the output directory (same resolved
+    config, same hgc version) are skipped, so an interrupted sweep resumes where it stopped. A failing
+    point is reported with its parameters in failures.csv and the command exits with status 1 after the
+    other points finish. KEY=VALUE arguments set keys of the base config for every point.
     """
-    spec = load_sweep(config)
+    from hgc.executors import make_executor  # noqa: PLC0415 - keeps `hgc --help` fast
+    from hgc.sweep import expand_points, load_sweep, run_sweep, with_base_values
+
+    spec = with_base_values(load_sweep(config), parse_overrides(overrides))
     points = expand_points(spec)  # every point is validated before anything runs
     out_dir = default_out_dir(spec.name, out_dir)
-
-    def progress(total: int, initial: int) -> tqdm:
-        return tqdm(total=total, initial=initial, desc=f"sweep {spec.name}", unit="point", file=sys.stderr,
-                    disable=quiet, dynamic_ncols=True)
-
     with make_executor(executor_kind, jobs, scheduler) as executor:
         facts = executor.describe()
-        run = run_sweep(spec, out_dir, executor, points=points, progress=progress, metadata=facts)
+        run = run_sweep(spec, out_dir, executor, points=points, progress=progress_factory(quiet, force_progress),
+                        metadata=facts)
 
     if not quiet:
         click.echo(f"{len(run.points)} points: {len(run.computed)} computed, {len(run.resumed)} already done, "

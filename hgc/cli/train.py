@@ -7,66 +7,47 @@ from pathlib import Path
 
 import click
 
-from hgc.cli.common import config_argument, default_out_dir, handle_errors, out_option, quiet_option, seed_option
-from hgc.config import load_config
+from hgc.cli.common import (config_argument, default_out_dir, echo_table, handle_errors, load_experiment, out_option,
+                            overrides_argument, progress_factory, progress_option, quiet_option, seed_option)
 from hgc.errors import ConfigError
-from hgc.output import run_metadata, write_csv, write_json, write_yaml
-from hgc.training.trainer import TrainResult, train as run_training
 
-TABLE_COLUMNS = ["label", "load", "partitions", "sim_time_total", "time_to_target", "speedup_to_target",
-                 "final_loss", "final_test_accuracy", "max_grad_rel_error", "undecodable_iterations"]
-
-
-def write_training(result: TrainResult, config_raw: dict, out_dir: Path) -> None:
-    """train.csv, train_summary.csv, config.resolved.yaml and metadata.json under ``out_dir``."""
-    write_csv(result.history, out_dir / "train.csv")
-    write_csv(result.summary, out_dir / "train_summary.csv")
-    write_yaml(config_raw, out_dir / "config.resolved.yaml")
-    data = result.dataset
-    write_json(run_metadata(
-        "train", seed=result.seed, iterations=result.iterations, seconds=round(result.seconds, 3),
-        dataset={"name": data.name, "task": data.task, "train_rows": data.n_train, "test_rows": data.n_test,
-                 "features": data.n_features - 1, "classes": data.n_classes},
-        target_loss=result.target_loss, warnings=result.warnings, interrupted=result.interrupted,
-        strategies=[{"label": run.label, "kind": run.strategy.kind, "listed": run.listed,
-                     "edges": list(run.strategy.edges), "workers": [list(w) for w in run.strategy.workers],
-                     "s": run.strategy.s, "s_e": run.strategy.s_e, "s_w": run.strategy.s_w,
-                     "load": run.strategy.load, "partitions": run.code.n_partitions,
-                     "construction": run.code.construction, "note": run.resolved.note}
-                    for run in result.runs],
-    ), out_dir / "metadata.json")
+TABLE_COLUMNS = ["label", "load", "effective_time", "time_to_target", "speedup_to_target", "final_loss",
+                 "final_test_accuracy", "undecodable_iterations", "max_grad_rel_error", "partitions"]
 
 
 @click.command()
 @config_argument
+@overrides_argument
 @click.option("--iterations", type=click.IntRange(min=1), default=None, help="Override train.iterations.")
 @seed_option
 @out_option
 @quiet_option
+@progress_option
 @handle_errors
-def train(config: Path, iterations: int | None, seed: int | None, out_dir: Path | None, quiet: bool) -> None:
-    """Coded full-batch gradient descent for every scheme in CONFIG; write train.csv and train_summary.csv.
+def train(config: Path, overrides: tuple[str, ...], iterations: int | None, seed: int | None, out_dir: Path | None,
+          quiet: bool, force_progress: bool) -> None:
+    """Coded gradient descent on real data for every scheme; writes train.csv.
 
     Every iteration samples the delays, decodes the real coded partial gradients of the responding
     workers and checks the result against the true gradient; undecodable iterations are reported and
-    not applied.
+    not applied. KEY=VALUE arguments set config keys for this run (e.g. train.learning_rate=0.2).
     """
-    experiment = load_config(config)
+    from hgc.training.trainer import train as run_training  # noqa: PLC0415 - keeps `hgc --help` fast
+
+    experiment = load_experiment(config, overrides, seed=seed, train__iterations=iterations)
+    if "train" not in experiment.raw and not quiet:
+        click.echo(f"note: {config} has no train: section; using dataset {experiment.train.dataset}, model "
+                   f"{experiment.train.model}, {experiment.train.iterations} iterations", err=True)
     out_dir = default_out_dir(experiment.name, out_dir)
     try:
-        result = run_training(experiment, iterations=iterations, seed=seed)
+        result = run_training(experiment, progress=progress_factory(quiet, force_progress))
     except ConfigError as err:  # e.g. data.partitions unsuitable for a scheme: name the file
         raise err.with_source(config) from None
-    raw = experiment.with_overrides(seed=seed).resolved()
-    if iterations is not None:
-        raw.setdefault("train", {})
-        raw["train"] = {**raw["train"], "iterations": int(iterations)}
-    write_training(result, raw, out_dir)
+    result.write(out_dir)
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
     if not quiet:
-        table = result.summary[TABLE_COLUMNS].to_string(index=False, float_format=lambda v: f"{v:.4g}")
-        click.echo(table)
+        echo_table(result.summary, TABLE_COLUMNS)
         click.echo(f"target loss {result.target_loss:.6g}; wrote {out_dir / 'train.csv'} and "
                    f"{out_dir / 'train_summary.csv'} ({result.iterations} iterations, seed {result.seed}, "
                    f"{result.seconds:.1f} s)")

@@ -23,10 +23,14 @@ from hgc.errors import ConfigError
 from hgc.optimizer.ranking import down_sets
 from hgc.optimizer.scoring import JNCSSResult, Scorer, final, objective, refine
 from hgc.optimizer.tolerances import admissible_pairs
+from hgc.progress import ProgressFactory, progress_bar
 from hgc.schemes import Strategy
 from hgc.schemes.hgc import HGC_SCHEME
 from hgc.schemes.jncss import EXHAUSTIVE_HARD_LIMIT
 from hgc.timing import TimingModel
+
+SCORE_BATCH = 50_000
+"""Candidates scored per batched evaluator call."""
 
 
 def edge_options(model: TimingModel, limit: float = math.inf) -> list[list[tuple[int, ...]]]:
@@ -65,7 +69,7 @@ def size_counts(options: Sequence[tuple[int, ...]]) -> dict[int, int]:
 
 
 def exhaustive_jncss(model: TimingModel, *, limit: int = EXHAUSTIVE_HARD_LIMIT,
-                     evaluator: Evaluator | None = None) -> JNCSSResult:
+                     evaluator: Evaluator | None = None, progress: ProgressFactory | None = None) -> JNCSSResult:
     """JNCSS by exhaustive search (ground truth on small systems; see the module docstring).
 
     Raises :class:`~hgc.errors.ConfigError` (key ``--method``) when the search space exceeds ``limit``.
@@ -85,7 +89,12 @@ def exhaustive_jncss(model: TimingModel, *, limit: int = EXHAUSTIVE_HARD_LIMIT,
             continue
         workers = [choice[i] for i in edges]
         candidates += [HGC_SCHEME.candidate(edges, workers, a, b) for a, b in admissible_pairs([len(w) for w in workers])]
-    scores = np.concatenate([scorer(candidates[i: i + 50_000]) for i in range(0, len(candidates), 50_000)])
+    parts = []
+    with progress_bar(progress, len(candidates), f"JNCSS exhaustive ({len(candidates)} candidates)", "candidate") as bar:
+        for i in range(0, len(candidates), SCORE_BATCH):
+            parts.append(scorer(candidates[i: i + SCORE_BATCH]))
+            bar.update(len(parts[-1]))
+    scores = np.concatenate(parts)
     chosen, evaluation = refine(scorer, candidates, scores)
     return JNCSSResult(final(model, chosen), evaluation.expected_time, evaluation.decode_probability,
                        objective(evaluation), time.perf_counter() - started, "exhaustive", scorer.evaluations,

@@ -10,6 +10,7 @@ import numpy as np
 
 from hgc.analytic import Evaluation, Evaluator, NotAnalyticError
 from hgc.optimizer.tolerances import spread_values
+from hgc.progress import ProgressFactory, chunk_progress
 from hgc.rng import Stream
 from hgc.schemes import Strategy
 from hgc.schemes.flat_gc import FlatGC
@@ -48,7 +49,8 @@ def flat_analytic(evaluator: Evaluator, model: TimingModel) -> bool:
     return cost <= FLAT_ANALYTIC_OPS
 
 
-def best_flat_gc(model: TimingModel, *, seed: int, evaluator: Evaluator | None = None) -> FlatChoice:
+def best_flat_gc(model: TimingModel, *, seed: int, evaluator: Evaluator | None = None,
+                 progress: ProgressFactory | None = None) -> FlatChoice:
     """Flat gradient coding over all ``N`` workers with the best ``s``.
 
     Analytic when worker messages reach the master independently (``per_vector = 0``, constant edge
@@ -77,8 +79,9 @@ def best_flat_gc(model: TimingModel, *, seed: int, evaluator: Evaluator | None =
                 values_ = np.where(decoded > 0, means / decoded, np.inf)
         else:
             pilot_trials = int(np.clip(PILOT_WORK / (big_n * len(todo)), 2_000, 20_000))
-            run = run_strategies(model, strategies, seed=seed, trials=pilot_trials, stream_id=Stream.PILOT)
-            values_ = np.array([st.effective_time for st in run.statistics])
+            run = run_strategies(model, strategies, seed=seed, trials=pilot_trials, stream_id=Stream.PILOT,
+                                 progress=chunk_progress(progress, "flat GC pilot", pilot_trials))
+            values_ = np.array([st.effective_time if st.decoded else np.inf for st in run.statistics])
         tried.update(zip(todo, values_.tolist()))
 
     if big_n <= FLAT_ALL_S_LIMIT:

@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -38,6 +38,7 @@ from hgc.analytic import Evaluator
 from hgc.codes import hgc_reachable
 from hgc.optimizer.ranking import SCORE_LEVELS, speed_scores, worker_ranking
 from hgc.optimizer.scoring import JNCSSResult, Scorer, final, objective
+from hgc.progress import ProgressFactory, progress_bar
 from hgc.optimizer.tolerances import admissible_pairs, best_all_nodes, doubling, spread_values, tolerance_search
 from hgc.schemes import Strategy
 from hgc.schemes.hgc import HGC_SCHEME
@@ -70,6 +71,7 @@ class _Greedy:
         self.scorer = scorer
         self.ranking = ranking
         self.sizes = model.topology.workers
+        self.on_round: Callable[[], object] = lambda: None
 
     def strategy(self, state: _State) -> Strategy | None:
         counts = [c for c in state.counts if c > 0]
@@ -174,6 +176,7 @@ class _Greedy:
         current, current_score = start, start_score
         visited = {start}
         while True:
+            self.on_round()
             candidates = [s for s in dict.fromkeys(self.moves(current)) if s not in visited]
             options = self.score_states(candidates)
             options += self.line_search(current, current_score, options, visited)
@@ -240,7 +243,8 @@ class _Greedy:
         return self.score_states(out_states)
 
 
-def greedy_jncss(model: TimingModel, *, evaluator: Evaluator | None = None) -> JNCSSResult:
+def greedy_jncss(model: TimingModel, *, evaluator: Evaluator | None = None,
+                 progress: ProgressFactory | None = None) -> JNCSSResult:
     """JNCSS by the greedy local search of the module docstring (scales to thousands of workers)."""
     started = time.perf_counter()
     scorer = Scorer(model, evaluator)
@@ -279,10 +283,13 @@ def greedy_jncss(model: TimingModel, *, evaluator: Evaluator | None = None) -> J
             break
         starts.setdefault(state, score)
     best_state, best_score = None, math.inf
-    for start, start_score in starts.items():
-        state, score = greedy.run(start, start_score)
-        if score < best_score:
-            best_state, best_score = state, score
+    with progress_bar(progress, len(starts), "JNCSS greedy", "start") as bar:
+        greedy.on_round = lambda: bar.set_postfix_str(f"{scorer.evaluations} candidates scored")
+        for start, start_score in starts.items():
+            state, score = greedy.run(start, start_score)
+            bar.update(1)
+            if score < best_score:
+                best_state, best_score = state, score
     candidate = greedy.strategy(best_state)
     evaluation = scorer.accurate(candidate)
     chosen, chosen_eval = (candidate, evaluation) if objective(evaluation) <= objective(base_eval) \

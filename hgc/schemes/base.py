@@ -195,6 +195,11 @@ class Resolved:
     strategy: Strategy
     note: str = ""
 
+    @property
+    def label(self) -> str:
+        """The spec's label with every ``auto`` value resolved, e.g. ``hgc(s_e=auto→2,s_w=1)``."""
+        return self.spec.scheme.resolved_label(self.spec, self.strategy)
+
 
 @dataclass
 class Candidate:
@@ -244,6 +249,16 @@ class Scheme(ABC):
         if not spec.params:
             return self.name
         return f"{self.name}(" + ",".join(f"{k}={_text(v)}" for k, v in spec.params) + ")"
+
+    def resolved_label(self, spec: SchemeSpec, strategy: Strategy) -> str:
+        """The label of ``spec`` with each ``auto`` parameter shown with the value ``strategy`` has
+        (``hgc(s_e=auto→2,s_w=1)``)."""
+        if not spec.params:
+            return self.name
+        chosen = dict(strategy.params)
+        parts = [f"{k}=auto→{_text(chosen[k])}" if v == AUTO and k in chosen else f"{k}={_text(v)}"
+                 for k, v in spec.params]
+        return f"{self.name}(" + ",".join(parts) + ")"
 
     def is_auto(self, spec: SchemeSpec) -> bool:
         return any(v == AUTO for _, v in spec.params)

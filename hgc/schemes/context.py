@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from hgc.progress import ProgressFactory
 from hgc.timing import TimingModel
 
 if TYPE_CHECKING:
@@ -15,10 +16,11 @@ if TYPE_CHECKING:
 class ResolveContext:
     """The system a scheme is resolved on: its timing model and the run's seed (pilots draw from
     ``Stream.PILOT`` of it). One analytic evaluator is shared by every scheme of a run (it caches
-    per-distribution facts)."""
+    per-distribution facts); ``progress`` draws bars for long searches and pilots."""
 
     model: TimingModel
     seed: int
+    progress: ProgressFactory | None = field(default=None, repr=False)
     _evaluator: "Evaluator | None" = field(default=None, repr=False)
 
     @property

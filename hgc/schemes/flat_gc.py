@@ -43,7 +43,8 @@ class FlatGC(Scheme):
             return Resolved(spec, self.strategy(context.model.topology, s=int(spec.s)))
         from hgc.optimizer.flat import best_flat_gc  # the optimizer builds on this module
 
-        choice = best_flat_gc(context.model, seed=context.seed, evaluator=context.evaluator)
+        choice = best_flat_gc(context.model, seed=context.seed, evaluator=context.evaluator,
+                              progress=context.progress)
         return Resolved(spec, choice.strategy, f"auto: {choice.note}")
 
     def plan(self, strategy: Strategy) -> Plan:
@@ -78,6 +79,6 @@ class FlatGC(Scheme):
     def optimize_rows(self, context: OptimizeContext) -> list[Candidate]:
         from hgc.optimizer.flat import best_flat_gc  # the optimizer builds on this module
 
-        flat = best_flat_gc(context.model, seed=context.seed, evaluator=context.evaluator)
+        flat = best_flat_gc(context.model, seed=context.seed, evaluator=context.evaluator, progress=context.progress)
         return [Candidate("flat_gc", flat.strategy, flat.method, flat.evaluation, flat.seconds, flat.candidates,
                           note=flat.note)]

@@ -32,7 +32,7 @@ class JNCSS(Scheme):
     def resolve(self, spec: SchemeSpec, context: ResolveContext) -> Resolved:
         from hgc.optimizer.greedy import greedy_jncss  # the optimizer builds on the scheme modules
 
-        result = greedy_jncss(context.model, evaluator=context.evaluator)
+        result = greedy_jncss(context.model, evaluator=context.evaluator, progress=context.progress)
         return Resolved(spec, result.strategy, f"JNCSS greedy: analytic E[T]={result.expected_time:.6g}s")
 
     def plan(self, strategy: Strategy) -> Plan:
@@ -66,11 +66,11 @@ class JNCSS(Scheme):
 
         if "jncss_space" not in context.options:
             self.validate_optimize(context)
-        greedy = greedy_jncss(context.model, evaluator=context.evaluator)
+        greedy = greedy_jncss(context.model, evaluator=context.evaluator, progress=context.progress)
         rows = [Candidate("jncss_greedy", greedy.strategy, "greedy", greedy.evaluation, greedy.seconds,
                           greedy.evaluations, role="search")]
         if context.method == "exhaustive" or context.options["jncss_space"] <= EXHAUSTIVE_AUTO_LIMIT:
-            exhaustive = exhaustive_jncss(context.model, evaluator=context.evaluator)
+            exhaustive = exhaustive_jncss(context.model, evaluator=context.evaluator, progress=context.progress)
             rows.append(Candidate("jncss_exhaustive", exhaustive.strategy, "exhaustive", exhaustive.evaluation,
                                   exhaustive.seconds, exhaustive.evaluations, exhaustive.space, role="ground_truth"))
         return rows

@@ -38,7 +38,8 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field, replace
-from typing import Sequence
+from pathlib import Path
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -48,6 +49,8 @@ from hgc.config import ExperimentConfig
 from hgc.errors import ConfigError
 from hgc.experiment import resolve_schemes
 from hgc.rng import Stream, stream
+from hgc.output import run_metadata, write_csv, write_json, write_yaml
+from hgc.progress import ProgressFactory, progress_bar
 from hgc.schemes import BASELINE, ResolveContext, Resolved, Strategy, baseline_spec
 from hgc.simulation import CompiledStrategy, DelaySample, sample_delays
 from hgc.training.datasets import Dataset, load_dataset
@@ -59,7 +62,8 @@ GRADIENT_GUARD = 1e-6
 HISTORY_COLUMNS = ["label", "scheme", "iteration", "sim_time", "iteration_time", "decoded", "status",
                    "workers_used", "edges_used", "loss", "train_accuracy", "test_accuracy", "test_loss",
                    "grad_rel_error"]
-SUMMARY_COLUMNS = ["label", "scheme", "iterations", "sim_time_total", "time_to_target", "speedup_to_target",
+SUMMARY_COLUMNS = ["label", "scheme", "iterations", "sim_time_total", "effective_time", "time_to_target",
+                   "speedup_to_target",
                    "max_grad_rel_error", "undecodable_iterations", "target_loss", "final_loss",
                    "final_test_accuracy", "mean_iteration_time", "s_e", "s_w", "s", "edges", "workers", "load",
                    "partitions", "construction"]
@@ -179,7 +183,8 @@ class Trajectory:
 
 
 def coded_descent(data: Dataset, model: LinearModel, partitioned: PartitionedData, code: GradientCode,
-                  schedule: ResponseSchedule, learning_rate: float) -> Trajectory:
+                  schedule: ResponseSchedule, learning_rate: float,
+                  on_iteration: Callable[[int], object] | None = None) -> Trajectory:
     """Run ``schedule.iterations`` iterations of coded gradient descent (see the module docstring).
 
     ``code`` must be built on ``partitioned.n_partitions`` partitions and on the workers/edges that the
@@ -211,6 +216,8 @@ def coded_descent(data: Dataset, model: LinearModel, partitioned: PartitionedDat
 
     record(0)
     for t in range(T):
+        if on_iteration is not None:
+            on_iteration(1)
         row = t + 1
         R = model.residual(scores, y)
         heard = schedule.worker_used[t] & schedule.edge_used[t][worker_edge]
@@ -253,7 +260,7 @@ class SchemeRun:
 
     @property
     def label(self) -> str:
-        return self.resolved.spec.label
+        return self.resolved.label
 
     @property
     def strategy(self) -> Strategy:
@@ -275,6 +282,28 @@ class TrainResult:
     seconds: float
     warnings: list[str] = field(default_factory=list)
     interrupted: bool = False      # Ctrl-C: only the schemes finished before it are in the tables
+    config: ExperimentConfig | None = None
+
+    def write(self, out_dir: Path) -> list[Path]:
+        """``train.csv``, ``train_summary.csv``, ``config.resolved.yaml`` and ``metadata.json`` under ``out_dir``."""
+        out_dir = Path(out_dir)
+        data = self.dataset
+        paths = [write_csv(self.history, out_dir / "train.csv"), write_csv(self.summary, out_dir / "train_summary.csv")]
+        if self.config is not None:
+            paths.append(write_yaml(self.config.resolved(), out_dir / "config.resolved.yaml"))
+        paths.append(write_json(run_metadata(
+            "train", seed=self.seed, iterations=self.iterations, seconds=round(self.seconds, 3),
+            dataset={"name": data.name, "task": data.task, "train_rows": data.n_train, "test_rows": data.n_test,
+                     "features": data.n_features - 1, "classes": data.n_classes},
+            target_loss=self.target_loss, warnings=self.warnings, interrupted=self.interrupted,
+            strategies=[{"label": run.label, "spec_label": run.resolved.spec.label, "kind": run.strategy.kind,
+                         "listed": run.listed, "edges": list(run.strategy.edges),
+                         "workers": [list(w) for w in run.strategy.workers], **run.strategy.columns(),
+                         "load": run.strategy.load, "partitions": run.code.n_partitions,
+                         "construction": run.code.construction, "note": run.resolved.note}
+                        for run in self.runs],
+        ), out_dir / "metadata.json"))
+        return paths
 
 
 def participating_counts(strategy: Strategy) -> list[int]:
@@ -304,10 +333,11 @@ def choose_partitions(strategies: Sequence[Strategy], requested: int | None, row
                       f"each scheme uses its own smallest K: {smallest}")
 
 
-def resolve_training_schemes(config: ExperimentConfig) -> tuple[list[Resolved], list[str]]:
+def resolve_training_schemes(config: ExperimentConfig, progress: ProgressFactory | None = None
+                             ) -> tuple[list[Resolved], list[str]]:
     """Concrete strategies of the config's schemes (``auto`` and ``hgc_jncss`` resolved as ``hgc simulate``
     resolves them), and warnings (none at present; kept for the run metadata)."""
-    return resolve_schemes(config), []
+    return resolve_schemes(config, ResolveContext(config.timing, config.seed, progress)), []
 
 
 def time_to_target(sim_time: np.ndarray, loss: np.ndarray, target: float) -> float:
@@ -316,22 +346,23 @@ def time_to_target(sim_time: np.ndarray, loss: np.ndarray, target: float) -> flo
     return float(sim_time[hit[0]]) if hit.size else float("nan")
 
 
-def train(config: ExperimentConfig, *, iterations: int | None = None, seed: int | None = None) -> TrainResult:
+def train(config: ExperimentConfig, *, iterations: int | None = None, seed: int | None = None,
+          progress: ProgressFactory | None = None) -> TrainResult:
     """Coded gradient descent of every scheme of ``config`` (``iterations``/``seed`` override the config).
 
     An uncoded run is always made (on the same delays) for ``speedup_to_target``; it appears in the
-    outputs only when the config lists ``uncoded``.
+    outputs only when the config lists ``uncoded``. ``progress`` draws one bar over schemes × iterations.
     """
     started = time.perf_counter()
     config = config.with_overrides(seed=seed)
+    if iterations is not None:
+        config = config.with_values({"train.iterations": int(iterations)})
     cfg = config.train
-    T = int(iterations if iterations is not None else cfg.iterations)
-    if T < 1:
-        raise ConfigError(f"must be >= 1, got {T}", "train.iterations")
+    T = int(cfg.iterations)
     data = load_dataset(cfg, config.seed)
     model = make_model(cfg.model, data.n_features, data.n_classes, cfg.l2)
 
-    resolved, warnings = resolve_training_schemes(config)
+    resolved, warnings = resolve_training_schemes(config, progress)
     listed = [True] * len(resolved)
     if not any(r.spec.kind == BASELINE for r in resolved):
         spec = baseline_spec()
@@ -347,14 +378,17 @@ def train(config: ExperimentConfig, *, iterations: int | None = None, seed: int 
     partitioned: dict[int, PartitionedData] = {}
     runs, interrupted = [], False
     try:
-        for r, K, is_listed in zip(resolved, ks, listed):
-            st = r.strategy
-            code = st.scheme.build_code(st, partitions=K, rng=stream(config.seed, Stream.CODES))
-            if K not in partitioned:
-                partitioned[K] = PartitionedData.build(data.X_train, K)
-            schedule = response_schedule(st, config, sample)
-            trajectory = coded_descent(data, model, partitioned[K], code, schedule, cfg.learning_rate)
-            runs.append(SchemeRun(r, code, trajectory, is_listed))
+        with progress_bar(progress, len(resolved) * T, f"train {len(resolved)} schemes", "iteration") as bar:
+            for r, K, is_listed in zip(resolved, ks, listed):
+                st = r.strategy
+                bar.set_postfix_str(r.label)
+                code = st.scheme.build_code(st, partitions=K, rng=stream(config.seed, Stream.CODES))
+                if K not in partitioned:
+                    partitioned[K] = PartitionedData.build(data.X_train, K)
+                schedule = response_schedule(st, config, sample)
+                trajectory = coded_descent(data, model, partitioned[K], code, schedule, cfg.learning_rate,
+                                           on_iteration=bar.update)
+                runs.append(SchemeRun(r, code, trajectory, is_listed))
     except KeyboardInterrupt:
         if not any(run.listed for run in runs):
             raise
@@ -373,7 +407,7 @@ def train(config: ExperimentConfig, *, iterations: int | None = None, seed: int 
     for column in ("s_e", "s_w", "s"):
         summary[column] = summary[column].astype("Int64")
     return TrainResult(history, summary, runs, data, target, config.seed, T, time.perf_counter() - started,
-                       warnings, interrupted)
+                       warnings, interrupted, config)
 
 
 def history_frame(run: SchemeRun) -> pd.DataFrame:
@@ -398,10 +432,13 @@ def summary_row(run: SchemeRun, target: float, baseline_time: float) -> dict[str
     errors = tr.grad_rel_error[1:]
     finite_errors = errors[np.isfinite(errors)]
     undecodable = sum(1 for s in tr.status[1:] if s != STATUS_OK)
+    successes = len(tr.status) - 1 - undecodable
     speedup = baseline_time / ttt if np.isfinite(ttt) and ttt > 0 and np.isfinite(baseline_time) else float("nan")
     return {
         "label": run.label, "scheme": st.kind, "iterations": len(tr.loss) - 1,
-        "sim_time_total": float(tr.sim_time[-1]), "time_to_target": ttt, "speedup_to_target": speedup,
+        "sim_time_total": float(tr.sim_time[-1]),
+        "effective_time": float(tr.sim_time[-1]) / successes if successes else float("nan"),
+        "time_to_target": ttt, "speedup_to_target": speedup,
         "max_grad_rel_error": float(finite_errors.max()) if finite_errors.size else float("nan"),
         "undecodable_iterations": undecodable, "target_loss": target, "final_loss": float(tr.loss[-1]),
         "final_test_accuracy": float(tr.test_accuracy[-1]),
