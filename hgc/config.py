@@ -1,4 +1,4 @@
-"""Experiment configs: YAML → validated model objects (SPEC §8).
+"""Experiment configs: YAML → validated model objects.
 
 :func:`load_config` reads a file, :func:`config_from_mapping` validates a mapping (sweeps build those);
 both return an :class:`ExperimentConfig` or raise :class:`~hgc.errors.ConfigError` naming the file and the

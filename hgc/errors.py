@@ -42,14 +42,9 @@ class ConfigError(HgcError, ValueError):
             return self
         return ConfigError(self.message, self.key, source)
 
-    def under(self, prefix: str) -> "ConfigError":
-        """The same error with its key path nested under ``prefix``."""
-        key = f"{prefix}.{self.key}" if self.key and not self.key.startswith("[") else f"{prefix}{self.key}"
-        return ConfigError(self.message, key, self.source)
-
 
 class UnreachableBoundError(ConfigError):
-    """The hierarchical load bound cannot be met with the requested tolerances (SPEC §2)."""
+    """The hierarchical load bound cannot be met with the requested tolerances (see docs/model.md)."""
 
 
 class UndecodableError(HgcError):

@@ -1,4 +1,4 @@
-"""Monte Carlo simulation of one training iteration under each scheme (SPEC §3).
+"""Monte Carlo simulation of one training iteration under each scheme.
 
 Trials are processed in fixed-size chunks; chunk ``c`` draws every delay of every node from its own
 generator ``stream(seed, Stream.SIMULATION, c)``, so results depend on the seed and the number of trials

@@ -1,6 +1,6 @@
 """Parameter sweeps (``hgc sweep``): sweep files, point expansion, per-point seeds, a resumable store.
 
-A *sweep file* (SPEC §8) names a base config (a path or an inline mapping), a ``grid`` of dotted config
+A *sweep file* names a base config (a path or an inline mapping), a ``grid`` of dotted config
 keys to lists of values (cartesian product) and optional ``zip`` keys varied together. Every combination is
 a :class:`SweepPoint`: the base config with those values set, validated like any config *before anything
 runs*.
@@ -42,7 +42,7 @@ import pandas as pd
 from hgc import __version__
 from hgc.config import TOP_LEVEL_KEYS, ExperimentConfig, config_from_mapping, read_yaml, set_dotted
 from hgc.errors import ConfigError
-from hgc.output import atomic_write_text, csv_text, write_csv, write_json
+from hgc.output import atomic_write_text, csv_text, run_metadata, write_csv, write_json, write_yaml
 from hgc.progress import NO_PROGRESS, ProgressFactory
 from hgc.rng import Stream, seed_sequence
 from hgc.validation import as_list, as_mapping, check_keys, describe, join, suggestion
@@ -453,8 +453,6 @@ def run_sweep(sweep: SweepConfig, out_dir: Path, executor: Any, *,
 
     ``progress`` draws a bar advanced once per finished point (resumed points count as done).
     """
-    from hgc.output import run_metadata, write_yaml  # noqa: PLC0415
-
     start = time.perf_counter()
     out_dir = Path(out_dir)
     points = expand_points(sweep) if points is None else points

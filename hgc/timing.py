@@ -1,4 +1,4 @@
-"""The timing model of SPEC §3, resolved to one distribution per node.
+"""The timing model (docs/model.md), resolved to one distribution per node.
 
 A worker ``w`` of edge ``i`` holding a fraction ``load`` of the dataset delivers its message to the edge at
 ``C_w = load * X_w + Y_w + U_w + b_w * length`` seconds: ``X_w`` is its time to process the *whole* dataset

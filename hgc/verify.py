@@ -11,7 +11,7 @@ stragglers only add responders, which never turns a decodable set undecodable.
 
 :func:`verify_config` does this for every coded scheme of a config (every admissible value of an
 ``auto`` tolerance; for ``hgc_jncss`` the code of the JNCSS choice on its participating nodes) and
-writes ``verify.csv`` (SPEC §6: ``hgc verify CONFIG``).
+writes ``verify.csv`` (``hgc verify CONFIG``).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import pandas as pd
 
 from hgc.codes import DEFAULT_RTOL, GradientCode, HierarchicalCode, straggler_patterns
 from hgc.errors import ConfigError
+from hgc.output import write_csv
 from hgc.progress import ProgressFactory, progress_bar
 from hgc.rng import Stream, stream
 
@@ -277,6 +278,4 @@ def _table(rows: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def _write(table: pd.DataFrame, out_dir: Path) -> None:
-    from hgc.output import write_csv
-
     write_csv(table, Path(out_dir) / "verify.csv")

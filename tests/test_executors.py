@@ -88,6 +88,7 @@ def test_make_executor_rejects_bad_arguments():
         make_executor("threads")
 
 
+@pytest.mark.slow
 def test_same_bytes_serial_process_and_real_dask_cluster(sweep_file, tmp_path, cli, dask_cluster):
     runs = {
         "serial": ["--executor", "serial"],
@@ -106,6 +107,7 @@ def test_same_bytes_serial_process_and_real_dask_cluster(sweep_file, tmp_path, c
         assert data == outputs["serial"], f"{name} differs from serial"
 
 
+@pytest.mark.slow
 def test_local_dask_cluster_without_scheduler(sweep_file, tmp_path, cli):
     serial = tmp_path / "serial"
     assert cli("sweep", sweep_file, "--executor", "serial", "--out", serial, "--quiet").exit_code == 0

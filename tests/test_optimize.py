@@ -165,6 +165,7 @@ def test_dominance_pruning_loses_nothing():
     assert result.objective == pytest.approx(brute, rel=1e-4)
 
 
+@pytest.mark.slow
 def test_greedy_is_close_to_exhaustive_on_random_small_systems():
     gaps = []
     for seed in range(8):
@@ -188,6 +189,7 @@ def test_exhaustive_refuses_a_large_system():
     assert err.value.key == "method"
 
 
+@pytest.mark.slow
 def test_greedy_on_a_larger_system_improves_on_all_nodes():
     model = random_system(5, 6, 5, distinct=True)
     result = select_jncss(model, "greedy")

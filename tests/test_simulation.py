@@ -181,10 +181,15 @@ def test_seed_alone_determines_results_and_chunks_are_independent():
     c = run_strategies(model, st, seed=2, trials=CHUNK_TRIALS + 10).statistics[0]
     assert (a.mean_time, a.sem) == (b.mean_time, b.sem)
     assert a.mean_time != c.mean_time
-    # the first chunk is the same whatever the total number of trials
+    # the first chunk is the same whatever the total number of trials: its times are a sub-multiset of a
+    # longer run's (a different first chunk would leave some histogram bin of the short run uncovered)
     first = run_strategies(model, st, seed=1, trials=CHUNK_TRIALS).statistics[0]
     more = run_strategies(model, st, seed=1, trials=3 * CHUNK_TRIALS)
     assert first.histogram.sum() == CHUNK_TRIALS and more.trials_done == 3 * CHUNK_TRIALS
+    assert np.all(more.statistics[0].histogram >= first.histogram)
+    assert more.statistics[0].minimum <= first.minimum and more.statistics[0].maximum >= first.maximum
+    other = run_strategies(model, st, seed=2, trials=CHUNK_TRIALS).statistics[0]
+    assert not np.all(more.statistics[0].histogram >= other.histogram)
 
 
 @pytest.mark.parametrize("kind, tolerances", [

@@ -235,6 +235,7 @@ def _hgc(*args: object, **kwargs) -> subprocess.Popen:
                             stderr=subprocess.PIPE, start_new_session=True, **kwargs)
 
 
+@pytest.mark.slow
 def test_sigkill_midway_then_resume_gives_identical_sweep_csv(tmp_path):
     grid = "grid:\n  timing.edge.process.p: [0.0, 0.05, 0.1, 0.2, 0.3]\n  topology.edges: [3, 4, 5, 6, 7]\n"
     path = write_sweep(tmp_path, grid, trials=80000)

@@ -96,10 +96,6 @@ class Evaluation:
     converged: bool
 
     @property
-    def failure_probability(self) -> float:
-        return 1.0 - self.decode_probability
-
-    @property
     def effective_time(self) -> float:
         """``E[T | decoded] / P(decoded)``: mean time per successful iteration when failed ones are repeated."""
         return self.expected_time / self.decode_probability if self.decode_probability > 0 else math.inf

@@ -32,6 +32,20 @@ BASELINE = "uncoded"
 """The scheme every speed-up is measured against (always simulated)."""
 
 
+def register(scheme: Scheme) -> None:
+    """Add a scheme kind from outside the package (a plug-in); it then parses, simulates, verifies and
+    trains like the built-in ones. Kinds inside the package are listed in :func:`_load` instead."""
+    schemes = _load()
+    if scheme.name in schemes and schemes[scheme.name] is not scheme:
+        raise ValueError(f"a scheme kind named {scheme.name!r} is already registered")
+    schemes[scheme.name] = scheme
+
+
+def unregister(name: str) -> None:
+    """Remove a plug-in kind added by :func:`register`."""
+    _load().pop(name, None)
+
+
 def scheme_names() -> tuple[str, ...]:
     """Every registered kind, in registry order."""
     return tuple(_load())

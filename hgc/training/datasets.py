@@ -1,4 +1,4 @@
-"""Datasets for ``hgc train`` (SPEC §8 ``train:``): the bundled handwritten digits and seeded synthetic sets.
+"""Datasets for ``hgc train`` (the ``train:`` section): the bundled handwritten digits and seeded synthetic sets.
 
 Every dataset comes back as a :class:`Dataset`: a train/test split of standardised features with a
 constant bias column appended, and targets (class indices for classification, real values for
