@@ -67,6 +67,11 @@ class ExperimentConfig:
     source: Path | None = None
     base_dir: Path | None = None
 
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """Settings that are valid but have no effect, as ``key.path: message`` lines."""
+        return self.timing.warnings
+
     def with_values(self, values: Mapping[str, Any], *, origin: str = "command line") -> "ExperimentConfig":
         """The experiment with dotted config keys set (``{"topology.edges": 8, "trials": 2e4}``), validated
         again as a whole. An error caused by one of the new values is attributed to ``origin``; an error
@@ -201,6 +206,9 @@ def config_from_mapping(raw: Any, *, source: Path | None = None, default_name: s
     if raw is None:
         raise ConfigError("the config is empty", source=source)
     raw = dict(as_mapping(raw, ""))
+    if ("base" in raw or "grid" in raw) and "topology" not in raw:
+        raise ConfigError("this is a sweep file (it has base:/grid:), not an experiment config; run it with "
+                          "'hgc sweep'", source=source)
     check_keys(raw, "", TOP_LEVEL_KEYS, ("topology", "timing"))
     if base_dir is None and source is not None:
         base_dir = Path(source).parent

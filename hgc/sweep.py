@@ -152,6 +152,9 @@ def sweep_from_mapping(raw: Any, *, source: Path | None = None) -> SweepConfig:
     if raw is None:
         raise ConfigError("the sweep file is empty", source=source)
     raw = as_mapping(raw, "")
+    if "base" not in raw and ("topology" in raw or "timing" in raw):
+        raise ConfigError("this is an experiment config (it has topology:/timing:), not a sweep file; run it with "
+                          "'hgc simulate', or write a sweep file whose base: is this file", source=source)
     check_keys(raw, "", SWEEP_KEYS, ("base",))
     here = Path(source).parent if source is not None else Path(".")
     name = raw.get("name", Path(source).stem if source is not None else "sweep")

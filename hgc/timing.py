@@ -12,7 +12,7 @@ iteration) independently with probabilities ``worker_failure`` and ``edge_failur
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -41,6 +41,8 @@ class TimingModel:
     worker_failure: float = 0.0
     edge_failure: float = 0.0
     worker_per_vector: tuple[float, ...] | None = None
+    warnings: tuple[str, ...] = field(default=(), compare=False)
+    """Settings that are valid but have no effect (e.g. a speed factor on a zero delay)."""
 
     def __post_init__(self) -> None:
         n, big_n = self.topology.n_edges, self.topology.n_workers
@@ -163,12 +165,16 @@ def parse_timing(raw: Any, topology: Topology, key: str = "timing",
                              if "workers" in override else range(topology.workers[e]))
                 for p in positions:
                     worker_fields[int(topology.offsets[e]) + p].update(values)
+                    if "speed" in values:
+                        worker_fields[int(topology.offsets[e]) + p]["speed_key"] = join(join(okey, "worker"), "speed")
         elif "workers" in override:
             raise ConfigError("'workers' selects workers, so it needs a 'worker' mapping", join(okey, "workers"))
         if "edge" in override:
             values = _parse_node(override["edge"], join(okey, "edge"), EDGE_KEYS, base_dir, True)
             for e in edges:
                 edge_fields[e].update(values)
+                if "speed" in values:
+                    edge_fields[e]["speed_key"] = join(join(okey, "edge"), "speed")
 
     failures = as_mapping(raw.get("failures", {}), join(key, "failures"))
     check_keys(failures, join(key, "failures"), ("worker", "edge"))
@@ -178,6 +184,12 @@ def parse_timing(raw: Any, topology: Topology, key: str = "timing",
         raise ConfigError("a failure probability of 1 means no iteration ever completes; use < 1",
                           join(key, "failures"))
 
+    warnings = []
+    for fields, delay, what in ((worker_fields, "compute", "worker compute time"),
+                                (edge_fields, "process", "edge processing delay")):
+        idle = {f.get("speed_key", join(key, "worker.speed" if delay == "compute" else "edge.speed"))
+                for f in fields if f["speed"] != 1.0 and f[delay].is_zero}
+        warnings += [f"{k}: has no effect: the {what} it divides is 0" for k in sorted(idle)]
     worker_per_vector = tuple(float(f["per_vector"]) for f in worker_fields)
     return TimingModel(
         topology=topology,
@@ -189,6 +201,7 @@ def parse_timing(raw: Any, topology: Topology, key: str = "timing",
         per_vector=tuple(float(f["per_vector"]) for f in edge_fields),
         worker_failure=worker_failure, edge_failure=edge_failure,
         worker_per_vector=worker_per_vector if any(worker_per_vector) else None,
+        warnings=tuple(warnings),
     )
 
 

@@ -59,7 +59,7 @@ out_option = click.option(
     help="Output directory [default: results/<config name>/].",
 )
 seed_option = click.option("--seed", type=click.IntRange(min=0), default=None, help="Override the config's seed.")
-quiet_option = click.option("--quiet", is_flag=True, help="Print nothing but errors (no tables, no progress).")
+quiet_option = click.option("--quiet", is_flag=True, help="Print nothing but errors and warnings (no tables, no progress bars).")
 progress_option = click.option("--progress", "force_progress", is_flag=True,
                                help="Show progress bars even when stderr is not a terminal.")
 dry_run_option = click.option("--dry-run", is_flag=True,
@@ -112,7 +112,10 @@ def load_experiment(path: Path, overrides: Sequence[str] = (), **options: Any) -
     for key, value in options.items():
         if value is not None:
             values[key.replace("__", ".")] = value
-    return config.with_values(values)
+    config = config.with_values(values)
+    for warning in config.warnings:
+        click.echo(f"warning: {path}: {warning}", err=True)
+    return config
 
 
 # ----------------------------------------------------------------------------------------------------
