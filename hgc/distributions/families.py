@@ -15,10 +15,22 @@ from pathlib import Path
 from typing import Any, ClassVar, Hashable, Mapping
 
 import numpy as np
-from scipy import special
 
 from hgc.distributions.base import ArrayLike, Distribution, Param, Shape
 from hgc.errors import ConfigError
+
+
+class _LazySpecial:
+    """``scipy.special``, imported on first use: it costs about half a second of start-up, and a
+    simulation of exponential or constant delays never needs it."""
+
+    def __getattr__(self, name: str) -> Any:
+        from scipy import special  # noqa: PLC0415 - deferred on purpose (see the class docstring)
+
+        return getattr(special, name)
+
+
+special = _LazySpecial()
 
 
 @dataclass(frozen=True)
