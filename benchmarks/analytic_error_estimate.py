@@ -93,6 +93,10 @@ def main() -> int:
     print("\nworst ratios:")
     worst = table.sort_values("ratio", ascending=False).head(10)
     print(worst[shown].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    table["relative_error"] = table.actual_error / table.reference
+    print("\nworst relative errors of the default E[T]:")
+    print(table.sort_values("relative_error", ascending=False).head(3)[shown + ["relative_error"]].to_string(
+        index=False, float_format=lambda v: f"{v:.4g}"))
     print(f"\nreference grids: largest own error estimate / actual error of the default = "
           f"{float((table.reference_estimate / table.actual_error.clip(lower=1e-300)).max()):.3g}")
     print(f"overall: worst ratio {table.ratio.max():.3g}; estimate exceeded for {int((table.ratio > 1).sum())} "
