@@ -1,4 +1,4 @@
-"""``hgc plot DIR``: PNG figures for a results directory (simulate, sweep or train outputs)."""
+"""``hgc plot DIR``: PNG figures for a results directory (simulate, sweep, optimize, verify or train outputs)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ from hgc.cli.common import handle_errors, quiet_option
 def plot(directory: Path, quiet: bool) -> None:
     """Draw PNG figures for a results directory, next to its CSV files.
 
-    simulate → mean_time.png, time_cdf.png; sweep → sweep_mean_time__<key>.png and
-    sweep_speedup__<key>.png per swept key; train → train_loss.png.
+    simulate → effective_time.png, time_cdf.png; sweep → sweep_effective_time__<key>.png and
+    sweep_speedup__<key>.png per swept key; optimize → optimize.png; verify → verify.png;
+    train → train_loss.png. Times are effective: seconds per successful iteration.
     """
     from hgc.plotting import plot_directory  # noqa: PLC0415 - matplotlib only when plotting
 

@@ -1,0 +1,147 @@
+"""PNG figures for a results directory (``hgc plot DIR``).
+
+:func:`plot_directory` draws whatever the directory holds (:func:`figures` builds the same figures
+without writing them):
+
+* ``summary.csv`` (``hgc simulate``) → ``effective_time.png``: seconds per *successful* iteration,
+  ``mean_time / (1 - failure_rate)``, per scheme with 95 % intervals, the speed-up over uncoded and the
+  failure rate;
+* ``quantiles.csv`` (``hgc simulate``) → ``time_cdf.png``: CDF of the iteration time (``P(decoded and T <= t)``
+  when some iterations fail), x-axis up to the largest 99.9 % quantile;
+* ``sweep.csv`` (``hgc sweep``) → for every swept key with two or more values (one of each ``zip`` group),
+  ``sweep_effective_time__<key>.png`` (effective time with 95 % intervals against that key, one line per
+  scheme, one panel per combination of the other swept keys, shared y-scale; a failure-rate strip under
+  each panel when some iterations fail) and ``sweep_speedup__<key>.png``; with ``analyses: [optimize]``
+  also ``sweep_optimize__<key>.png`` (the strategies of ``optimize.csv``);
+* ``optimize.csv`` (``hgc optimize``) → ``optimize.png``: every strategy's effective time (Monte Carlo, 95 %
+  intervals, and the analytic value) beside a map of the nodes it uses;
+* ``verify.csv`` (``hgc verify``) → ``verify.png``: worst decoding error against worst condition number κ,
+  one point per code;
+* ``train.csv`` (``hgc train``) → ``train_loss.png``: training loss against simulated time with the target
+  loss and each scheme's time to reach it, and test accuracy when the task has one.
+
+Headline numbers compare effective times (a scheme that often fails to decode is not shown as fast);
+the ``effective_time`` column of newer result files is used as written, and computed for older ones.
+A scheme keeps its colour, marker and line style (colour-blind-safe) across the figures of a directory.
+A file that cannot be read (empty, truncated, a missing column, a non-numeric cell) raises
+:class:`~hgc.errors.ConfigError` naming the file and the column.
+
+matplotlib is imported with this package (Agg backend, :class:`~matplotlib.figure.Figure` objects, no
+pyplot state), never by the rest of hgc.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from hgc.errors import ConfigError
+from hgc.plotting import simulate, sweep, training, verify
+from hgc.plotting import optimize as optimize_plots
+from hgc.plotting.style import Styles, param_label, save
+from hgc.plotting.sweep import swept_keys
+from hgc.plotting.tables import labels, read_table
+
+__all__ = ["figures", "plot_directory", "param_label", "swept_keys", "PlotSet"]
+
+
+@dataclass
+class PlotSet:
+    """The figures for one directory, in drawing order: ``{file name: Figure}``."""
+
+    directory: Path
+    figures: dict[str, Figure]
+
+
+def _safe(key: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", key)
+
+
+def figures(directory: str | Path) -> PlotSet:
+    """Every figure the results in ``directory`` allow (not written; see :func:`plot_directory`).
+
+    Raises :class:`ConfigError` if the directory does not exist, holds none of the known CSV files, or a
+    file it needs is unreadable.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ConfigError("not a directory" if directory.exists() else "directory not found", source=directory)
+    name = directory.resolve().name
+    out: dict[str, Figure] = {}
+    path: Callable[[str], Path] = lambda file: directory / file
+
+    summary = None
+    styles = Styles()
+    if path("summary.csv").is_file():
+        summary = read_table(path("summary.csv"), required=simulate.SUMMARY_REQUIRED,
+                             numeric=simulate.SUMMARY_NUMERIC, what="hgc simulate")
+        styles = Styles(labels(summary))
+        out["effective_time.png"] = simulate.effective_time_figure(
+            summary, styles=styles, title=f"{name}: effective time per successful iteration (s)")
+    if path("quantiles.csv").is_file():
+        quantiles = read_table(path("quantiles.csv"), required=simulate.QUANTILES_REQUIRED,
+                               numeric=simulate.QUANTILES_NUMERIC, what="hgc simulate")
+        out["time_cdf.png"] = simulate.time_cdf_figure(quantiles, summary, styles=styles,
+                                                       title=f"{name}: CDF of the iteration time T (s)")
+    sweep_table = None
+    if path("sweep.csv").is_file():
+        sweep_table = read_table(path("sweep.csv"), required=sweep.REQUIRED, numeric=sweep.NUMERIC,
+                                 what="hgc sweep")
+        styles = Styles(labels(sweep_table))
+        for key, zipped in sweep.plotted_keys(sweep_table, swept_keys(sweep_table)).items():
+            effective = sweep.sweep_figure(
+                sweep_table, key, styles=styles, zipped=zipped,
+                title=f"{name}: effective time per successful iteration vs {key} (95 % intervals)")
+            if effective is not None:
+                out[f"sweep_effective_time__{_safe(key)}.png"] = effective
+            speedup = sweep.sweep_figure(sweep_table, key, y="speedup", styles=styles, zipped=zipped,
+                                         title=f"{name}: speed-up over uncoded (effective times) vs {key}")
+            if speedup is not None:
+                out[f"sweep_speedup__{_safe(key)}.png"] = speedup
+    if path("optimize.csv").is_file():
+        table = read_table(path("optimize.csv"), required=optimize_plots.REQUIRED,
+                           numeric=optimize_plots.NUMERIC, what="hgc optimize")
+        keys = optimize_plots.leading_keys(table)
+        if keys:   # an optimize table of a sweep: one line per strategy against each swept key
+            series = optimize_plots.as_sweep_table(table, keys)
+            opt_styles = Styles(labels(series))
+            for key, zipped in sweep.plotted_keys(series, keys).items():
+                strategies = sweep.sweep_figure(
+                    series, key, styles=opt_styles, keys=keys, zipped=zipped,
+                    title=f"{name}: JNCSS and the other strategies vs {key} (Monte Carlo, 95 % intervals)")
+                if strategies is not None:
+                    out[f"sweep_optimize__{_safe(key)}.png"] = strategies
+        else:
+            out["optimize.png"] = optimize_plots.optimize_figure(
+                table, title=f"{name}: strategies compared by hgc optimize")
+    if path("verify.csv").is_file():
+        table = read_table(path("verify.csv"), required=verify.REQUIRED, numeric=verify.NUMERIC,
+                           what="hgc verify")
+        out["verify.png"] = verify.verify_figure(
+            table, title=f"{name}: worst decoding error vs condition number κ, per code")
+    if path("train.csv").is_file():
+        history = read_table(path("train.csv"), required=training.REQUIRED, numeric=training.NUMERIC,
+                             what="hgc train")
+        train_summary = None
+        if path("train_summary.csv").is_file():
+            train_summary = read_table(path("train_summary.csv"), required=training.SUMMARY_REQUIRED,
+                                       numeric=training.SUMMARY_NUMERIC, what="hgc train")
+        out["train_loss.png"] = training.training_figure(
+            history, train_summary, target=training.target_from_metadata(path("metadata.json")),
+            title=f"{name}: training loss vs simulated time")
+    if not out:
+        raise ConfigError("nothing to plot (expected summary.csv, quantiles.csv, sweep.csv, optimize.csv, "
+                          "verify.csv or train.csv)", source=directory)
+    return PlotSet(directory, out)
+
+
+def plot_directory(directory: str | Path) -> list[Path]:
+    """Draw every figure the results in ``directory`` allow (see :func:`figures`) and write them there as
+    PNG files; return their paths."""
+    plot_set = figures(directory)
+    return [save(fig, plot_set.directory / file) for file, fig in plot_set.figures.items()]
