@@ -94,7 +94,8 @@ def test_bars_are_effective_times_and_a_failing_scheme_is_not_best(regression_ru
     fig = figures(regression_run).figures["effective_time.png"]
     ax = fig.axes[0]
     expected = summary["mean_time"] / (1 - summary["failure_rate"])
-    np.testing.assert_allclose(_bars(ax), expected, rtol=1e-12)
+    np.testing.assert_allclose(_bars(ax), expected, rtol=1e-9)      # the CSV keeps 10 significant digits
+    np.testing.assert_allclose(_bars(ax), summary["effective_time"], rtol=1e-12)
     uncoded = int(np.flatnonzero(summary["scheme"] == "uncoded")[0])
     assert summary["failure_rate"][uncoded] > 0.1
     assert summary["mean_time"][uncoded] == summary["mean_time"].min()   # fastest by raw mean ...
@@ -115,7 +116,7 @@ def test_bars_are_effective_times_and_a_failing_scheme_is_not_best(regression_ru
 
 def test_effective_time_column_is_used_when_present(regression_run, tmp_path):
     summary = pd.read_csv(regression_run / "summary.csv")
-    summary.insert(summary.columns.get_loc("failure_rate") + 1, "effective_time", [2.0, 1.0, 3.0, 4.0])
+    summary["effective_time"] = [2.0, 1.0, 3.0, 4.0]
     summary.to_csv(tmp_path / "summary.csv", index=False)
     ax = figures(tmp_path).figures["effective_time.png"].axes[0]
     np.testing.assert_array_equal(_bars(ax), [2.0, 1.0, 3.0, 4.0])
@@ -228,7 +229,7 @@ def test_sweep_effective_time_panels(sweep_run):
         assert len(_lines(ax)) == 3
         for line in _lines(ax):
             rows = table[(table["timing.failures.worker"] == p) & (table["label"] == line.get_label().split(" (= ")[0])]
-            np.testing.assert_allclose(line.get_ydata(), expected[rows.index], rtol=1e-12)
+            np.testing.assert_allclose(line.get_ydata(), expected[rows.index], rtol=1e-9)  # effective times rounded to 10 digits in the CSV
             np.testing.assert_array_equal(line.get_xdata(), rows["topology.edges"])
 
 
@@ -245,7 +246,7 @@ def test_sweep_speedups_are_ratios_of_effective_times(sweep_run):
         for line in _lines(ax):
             rows = table[(table["topology.edges"] == edges) & (table["label"] == line.get_label().split(" (= ")[0])]
             want = [base_map[(p, edges)] / effective[i] for p, i in zip(rows["timing.failures.worker"], rows.index)]
-            np.testing.assert_allclose(line.get_ydata(), want, rtol=1e-12)
+            np.testing.assert_allclose(line.get_ydata(), want, rtol=1e-9)  # effective times rounded to 10 digits in the CSV
             checked += 1
     assert checked == 9      # 3 panels (edges) x 3 schemes
 

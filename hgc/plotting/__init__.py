@@ -92,7 +92,7 @@ def figures(directory: str | Path) -> PlotSet:
     if path("sweep.csv").is_file():
         sweep_table = read_table(path("sweep.csv"), required=sweep.REQUIRED, numeric=sweep.NUMERIC,
                                  what="hgc sweep")
-        styles = Styles(labels(sweep_table))
+        styles = Styles(labels(sweep_table, stable=True))
         for key, zipped in sweep.plotted_keys(sweep_table, swept_keys(sweep_table)).items():
             effective = sweep.sweep_figure(
                 sweep_table, key, styles=styles, zipped=zipped,

@@ -49,7 +49,7 @@ def with_derived(table: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
     """``table`` plus ``_label``, ``_effective``, ``_half`` (95 % half-width) and ``_speedup`` columns;
     speed-ups are taken against the uncoded row of the same sweep point."""
     out = table.copy()
-    out["_label"] = labels(table)
+    out["_label"] = labels(table, stable=True)
     out["_effective"] = effective_times(table)
     out["_half"] = effective_halfwidths(table)
     out["_speedup"] = np.nan

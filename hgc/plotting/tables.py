@@ -165,8 +165,12 @@ def tolerance_label(kind: str, s: object = None, s_e: object = None, s_w: object
     return f"{kind}({','.join(shown)})" if shown else str(kind)
 
 
-def labels(table: pd.DataFrame) -> list[str]:
-    """The scheme label of every row: the ``label`` column as written, else built from the tolerances."""
+def labels(table: pd.DataFrame, *, stable: bool = False) -> list[str]:
+    """The scheme label of every row: the ``label`` column, else built from the tolerances. With
+    ``stable`` (sweeps, where ``auto`` values resolve differently from point to point) the label as
+    written in the config (``spec_label``) when the table has it."""
+    if stable and "spec_label" in table.columns:
+        return [str(v) for v in table["spec_label"]]
     if "label" in table.columns:
         return [str(v) for v in table["label"]]
     kinds = table["scheme"] if "scheme" in table.columns else pd.Series(["?"] * len(table))
