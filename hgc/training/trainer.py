@@ -340,6 +340,18 @@ def resolve_training_schemes(config: ExperimentConfig, progress: ProgressFactory
     return resolve_schemes(config, ResolveContext(config.timing, config.seed, progress)), []
 
 
+TARGET_FRACTION = 0.99
+"""The default target loss is reached when this fraction of the worst run's loss decrease is done."""
+
+
+def default_target(losses: Sequence[np.ndarray]) -> float:
+    """The loss every run reaches: 99 % of the way from the initial loss to the worst final loss (the
+    worst final loss itself is often reached only by rounding, which would time noise)."""
+    initial = float(losses[0][0])
+    worst = float(max(loss[-1] for loss in losses))
+    return worst + (1.0 - TARGET_FRACTION) * (initial - worst) if initial > worst else worst
+
+
 def time_to_target(sim_time: np.ndarray, loss: np.ndarray, target: float) -> float:
     """Simulated seconds at the first row whose loss is at most ``target`` (NaN if never)."""
     hit = np.flatnonzero(loss <= target)
@@ -396,8 +408,8 @@ def train(config: ExperimentConfig, *, iterations: int | None = None, seed: int 
         warnings.append(f"interrupted: {sum(run.listed for run in runs)} of {sum(listed)} schemes finished")
 
     target = cfg.target_loss
-    if target is None:  # the worst final loss: every scheme reaches it
-        target = float(max(run.trajectory.loss[-1] for run in runs))
+    if target is None:
+        target = default_target([run.trajectory.loss for run in runs])
     history = pd.concat([history_frame(run) for run in runs if run.listed], ignore_index=True)
     baseline = next((run for run in runs if run.resolved.spec.kind == BASELINE), None)
     base_ttt = (time_to_target(baseline.trajectory.sim_time, baseline.trajectory.loss, target)
