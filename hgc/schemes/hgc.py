@@ -21,6 +21,13 @@ from hgc.topology import Topology
 from hgc.validation import check_keys, join
 
 
+def per_edge(s_w: int | Sequence[int], n_edges: int) -> tuple[int, ...]:
+    """The worker tolerance of every edge: ``s_w`` repeated, or the per-edge list as given."""
+    if isinstance(s_w, (tuple, list)):
+        return tuple(int(s) for s in s_w)
+    return (int(s_w),) * n_edges
+
+
 def special_case(s_e: int, s_w: int) -> str:
     """The named special cases of HGC, in words."""
     if s_e == 0 and s_w == 0:
@@ -53,12 +60,17 @@ class HGC(Scheme):
         return SchemeSpec(self.name, (("s_e", s_e), ("s_w", s_w)))
 
     # -- strategies ----------------------------------------------------------------------------------
-    def candidate(self, edges: Sequence[int], workers: Sequence[Sequence[int]], s_e: int, s_w: int) -> Strategy:
-        """A strategy with the load of the bound on the participating counts, by formula (no codes; for
-        searches that build thousands — :meth:`strategy` rebuilds the final choice from the codes)."""
+    def candidate(self, edges: Sequence[int], workers: Sequence[Sequence[int]], s_e: int,
+                  s_w: int | tuple[int, ...], loads: tuple[tuple[float, ...], ...] | None = None) -> Strategy:
+        """A strategy for searches that build thousands, without codes: equal shares give the load of the
+        bound on the participating counts by formula; ``loads`` (per worker) give unbalanced shares.
+        :meth:`strategy` rebuilds the final choice from the codes."""
+        if loads is not None:
+            return Strategy(self.name, tuple(edges), tuple(tuple(w) for w in workers),
+                            max(max(row) for row in loads), (("s_e", s_e), ("s_w", s_w)), loads)
         total = sum(len(w) for w in workers)
-        return Strategy(self.name, tuple(edges), tuple(tuple(w) for w in workers), (s_e + 1) * (s_w + 1) / total,
-                        (("s_e", s_e), ("s_w", s_w)))
+        return Strategy(self.name, tuple(edges), tuple(tuple(w) for w in workers),
+                        (s_e + 1) * (int(s_w) + 1) / total, (("s_e", s_e), ("s_w", s_w)))
 
     def strategy(self, topology: Topology, *, s_e: int, s_w: int, edges: Sequence[int] | None = None,
                  workers: Sequence[Sequence[int]] | None = None, load: float | None = None) -> Strategy:
@@ -81,8 +93,8 @@ class HGC(Scheme):
         return Resolved(spec, strategy, "auto: tolerances by analytic E[T]")
 
     def plan(self, strategy: Strategy) -> Plan:
-        s_w = int(strategy.s_w)
-        return Plan(edge_wait=tuple(m - s_w for m in strategy.worker_counts),
+        s_w = per_edge(strategy.s_w, strategy.n_edges)
+        return Plan(edge_wait=tuple(m - s for m, s in zip(strategy.worker_counts, s_w)),
                     master_wait=strategy.n_edges - int(strategy.s_e))
 
     def columns(self, strategy: Strategy) -> dict[str, Any]:
