@@ -101,7 +101,7 @@ def speedup(baseline: float, time: float) -> float:
 
 def summary_row(resolved: Resolved, stats: TimeStatistics, baseline_effective: float, seed: int) -> dict[str, object]:
     st = resolved.strategy
-    p50, p95, p99 = stats.quantile([0.5, 0.95, 0.99])
+    p50, p95, p99 = stats.quantile(np.array([0.5, 0.95, 0.99]))
     note = "; ".join(n for n in (resolved.note, st.describe()) if n)
     return {
         "scheme": resolved.spec.kind, **st.columns(),

@@ -46,10 +46,11 @@ class LazyGroup(click.Group):
 
     def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
         """Run the command; bad arguments end with one line on stderr and exit status 2 (as bad configs)."""
+        run: Any = super().main
         if not standalone_mode:
-            return super().main(*args, standalone_mode=False, **kwargs)
+            return run(*args, standalone_mode=False, **kwargs)
         try:
-            result = super().main(*args, standalone_mode=False, **kwargs)
+            result = run(*args, standalone_mode=False, **kwargs)
         except click.UsageError as err:
             command = err.ctx.command_path if err.ctx is not None else "hgc"
             click.echo(f"error: {command}: {err.format_message()} (see '{command} --help')", err=True)

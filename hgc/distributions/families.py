@@ -33,6 +33,13 @@ class _LazySpecial:
 special = _LazySpecial()
 
 
+def _a(shape: float | None) -> float:
+    """The shape parameter of a family that has one (``None`` only for families without)."""
+    if shape is None:
+        raise TypeError("this family needs a shape parameter")
+    return shape
+
+
 @dataclass(frozen=True)
 class Constant(Distribution):
     """A fixed delay of ``value`` seconds."""
@@ -329,30 +336,29 @@ class Gamma(_ShapeScale):
 
     @staticmethod
     def standard_sample(rng: np.random.Generator, shape: float | None, size: Shape) -> np.ndarray:
-        return rng.standard_gamma(shape, size)
+        return rng.standard_gamma(_a(shape), size)
 
     @staticmethod
     def standard_cdf(shape: float | None, z: np.ndarray) -> np.ndarray:
-        return special.gammainc(shape, np.maximum(z, 0.0))
+        return special.gammainc(_a(shape), np.maximum(z, 0.0))
 
     @staticmethod
     def standard_ppf(shape: float | None, q: np.ndarray) -> np.ndarray:
-        return special.gammaincinv(shape, q)
+        return special.gammaincinv(_a(shape), q)
 
     @staticmethod
     def standard_integrated_cdf(shape: float | None, z: np.ndarray) -> np.ndarray:
-        zz = np.maximum(z, 0.0)
-        return zz * special.gammainc(shape, zz) - shape * special.gammainc(shape + 1.0, zz)
+        a, zz = _a(shape), np.maximum(z, 0.0)
+        return zz * special.gammainc(a, zz) - a * special.gammainc(a + 1.0, zz)
 
     @staticmethod
     def standard_stop_loss(shape: float | None, z: np.ndarray) -> np.ndarray:
-        zz = np.maximum(z, 0.0)
-        return np.where(z > 0.0, shape * special.gammaincc(shape + 1.0, zz) - zz * special.gammaincc(shape, zz),
-                        shape - z)
+        a, zz = _a(shape), np.maximum(z, 0.0)
+        return np.where(z > 0.0, a * special.gammaincc(a + 1.0, zz) - zz * special.gammaincc(a, zz), a - z)
 
     @staticmethod
     def standard_mean(shape: float | None) -> float:
-        return float(shape)  # type: ignore[arg-type]
+        return _a(shape)
 
 
 @dataclass(frozen=True, eq=False)
@@ -376,20 +382,20 @@ class LogNormal(StandardFamily):
 
     @staticmethod
     def standard_sample(rng: np.random.Generator, shape: float | None, size: Shape) -> np.ndarray:
-        return np.exp(shape * rng.standard_normal(size))  # type: ignore[operator]
+        return np.exp(_a(shape) * rng.standard_normal(size))
 
     @staticmethod
     def standard_cdf(shape: float | None, z: np.ndarray) -> np.ndarray:
         with np.errstate(divide="ignore"):
-            return special.ndtr(np.log(np.maximum(z, 0.0)) / shape)
+            return special.ndtr(np.log(np.maximum(z, 0.0)) / _a(shape))
 
     @staticmethod
     def standard_ppf(shape: float | None, q: np.ndarray) -> np.ndarray:
-        return np.exp(shape * special.ndtri(q))  # type: ignore[operator]
+        return np.exp(_a(shape) * special.ndtri(q))
 
     @staticmethod
     def standard_integrated_cdf(shape: float | None, z: np.ndarray) -> np.ndarray:
-        s = float(shape)  # type: ignore[arg-type]
+        s = _a(shape)
         zz = np.maximum(z, 1e-300)
         log_z = np.log(zz)
         value = zz * special.ndtr(log_z / s) - math.exp(0.5 * s * s) * special.ndtr(log_z / s - s)
@@ -397,7 +403,7 @@ class LogNormal(StandardFamily):
 
     @staticmethod
     def standard_stop_loss(shape: float | None, z: np.ndarray) -> np.ndarray:
-        s = float(shape)  # type: ignore[arg-type]
+        s = _a(shape)
         zz = np.maximum(z, 1e-300)
         log_z = np.log(zz)
         value = math.exp(0.5 * s * s) * special.ndtr(s - log_z / s) - zz * special.ndtr(-log_z / s)
@@ -405,7 +411,7 @@ class LogNormal(StandardFamily):
 
     @staticmethod
     def standard_mean(shape: float | None) -> float:
-        return math.exp(0.5 * float(shape) ** 2)  # type: ignore[arg-type]
+        return math.exp(0.5 * _a(shape) ** 2)
 
 
 @dataclass(frozen=True, eq=False)
@@ -417,26 +423,26 @@ class Weibull(_ShapeScale):
 
     @staticmethod
     def standard_sample(rng: np.random.Generator, shape: float | None, size: Shape) -> np.ndarray:
-        return rng.weibull(shape, size)
+        return rng.weibull(_a(shape), size)
 
     @staticmethod
     def standard_cdf(shape: float | None, z: np.ndarray) -> np.ndarray:
-        return -np.expm1(-np.maximum(z, 0.0) ** shape)
+        return -np.expm1(-np.maximum(z, 0.0) ** _a(shape))
 
     @staticmethod
     def standard_ppf(shape: float | None, q: np.ndarray) -> np.ndarray:
-        return pow(-special.log1p(-q), 1.0 / shape)  # type: ignore[operator]
+        return np.asarray(pow(-special.log1p(-q), 1.0 / _a(shape)))
 
     @staticmethod
     def standard_integrated_cdf(shape: float | None, z: np.ndarray) -> np.ndarray:
-        c = float(shape)  # type: ignore[arg-type]
+        c = _a(shape)
         zz = np.maximum(z, 0.0)
         g = 1.0 + 1.0 / c
         return zz * -np.expm1(-zz ** c) - special.gamma(g) * special.gammainc(g, zz ** c)
 
     @staticmethod
     def standard_stop_loss(shape: float | None, z: np.ndarray) -> np.ndarray:
-        c = float(shape)  # type: ignore[arg-type]
+        c = _a(shape)
         zz = np.maximum(z, 0.0)
         g = 1.0 + 1.0 / c
         value = special.gamma(g) * special.gammaincc(g, zz ** c) - zz * np.exp(-zz ** c)
@@ -444,7 +450,7 @@ class Weibull(_ShapeScale):
 
     @staticmethod
     def standard_mean(shape: float | None) -> float:
-        return float(special.gamma(1.0 + 1.0 / float(shape)))  # type: ignore[arg-type]
+        return float(special.gamma(1.0 + 1.0 / _a(shape)))
 
 
 @dataclass(frozen=True, eq=False)
@@ -459,32 +465,32 @@ class Pareto(_ShapeScale):
 
     @staticmethod
     def standard_sample(rng: np.random.Generator, shape: float | None, size: Shape) -> np.ndarray:
-        return rng.pareto(shape, size) + 1.0  # NumPy draws the Lomax form (x >= 0)
+        return rng.pareto(_a(shape), size) + 1.0  # NumPy draws the Lomax form (x >= 0)
 
     @staticmethod
     def standard_cdf(shape: float | None, z: np.ndarray) -> np.ndarray:
-        b = float(shape)  # type: ignore[arg-type]
+        b = _a(shape)
         return np.where(z >= 1.0, -np.expm1(-b * np.log(np.maximum(z, 1.0))), 0.0)
 
     @staticmethod
     def standard_ppf(shape: float | None, q: np.ndarray) -> np.ndarray:
-        return pow(1 - q, -1.0 / shape)  # type: ignore[operator]
+        return np.asarray(pow(1 - q, -1.0 / _a(shape)))
 
     @staticmethod
     def standard_integrated_cdf(shape: float | None, z: np.ndarray) -> np.ndarray:
-        b = float(shape)  # type: ignore[arg-type]
+        b = _a(shape)
         zz = np.maximum(z, 1.0)
         partial = np.log(zz) if b == 1.0 else b / (b - 1.0) * -np.expm1((1.0 - b) * np.log(zz))
         return np.where(z > 1.0, zz * -np.expm1(-b * np.log(zz)) - partial, 0.0)
 
     @staticmethod
     def standard_stop_loss(shape: float | None, z: np.ndarray) -> np.ndarray:
-        b = float(shape)  # type: ignore[arg-type]
+        b = _a(shape)
         mean = b / (b - 1.0)
         zz = np.maximum(z, 1.0)
         return np.where(z > 1.0, np.exp((1.0 - b) * np.log(zz)) / (b - 1.0), mean - z)
 
     @staticmethod
     def standard_mean(shape: float | None) -> float:
-        b = float(shape)  # type: ignore[arg-type]
+        b = _a(shape)
         return b / (b - 1.0) if b > 1.0 else math.inf

@@ -88,7 +88,7 @@ def best_flat_gc(model: TimingModel, *, seed: int, evaluator: Evaluator | None =
         score(range(big_n))
     else:
         score(spread_values(list(range(big_n)), 24))
-        best = min(tried, key=tried.get)
+        best = min(tried, key=lambda s: tried[s])
         neighbours = sorted(tried)
         index = neighbours.index(best)
         low = neighbours[index - 1] if index > 0 else 0

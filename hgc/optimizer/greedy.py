@@ -88,7 +88,7 @@ class _Greedy:
         evaluator = self.scorer.evaluator
         topo = self.model.topology
         worker = speed_scores(evaluator, st.load if st is not None else 1.0 / topo.n_workers)
-        link = sum(evaluator.edge_quantiles(q) for q in SCORE_LEVELS)
+        link = sum((evaluator.edge_quantiles(q) for q in SCORE_LEVELS), np.zeros(len(self.sizes)))
         edge = np.zeros(len(self.sizes))
         for i, m in enumerate(self.sizes):
             c = state.counts[i] if state.counts[i] > 0 else m
@@ -260,21 +260,21 @@ def greedy_jncss(model: TimingModel, *, evaluator: Evaluator | None = None,
     all_state = families[0][0][0]
     edge_order = np.argsort(greedy.scores(all_state)[1], kind="stable")
     n = len(sizes)
-    for family in (
+    for node_sets in (
             [tuple(m if m >= threshold else 0 for m in sizes) for threshold in sorted(set(sizes))[1:4]],
             [tuple(min(m, cap) for m in sizes) for cap in spread_values(list(range(1, max(sizes))), 3)],
             [tuple(level if m >= level else 0 for m in sizes) for level in spread_values(sorted(set(sizes)), 4)],
             [tuple(sizes[i] if i in set(edge_order[:j].tolist()) else 0 for i in range(n))
              for j in spread_values(list(range(1, n)), 3)]):
         found = []
-        for counts in dict.fromkeys(family):
+        for counts in dict.fromkeys(node_sets):
             edges = [i for i, c in enumerate(counts) if c]
             workers = [tuple(sorted(ranking[i][: counts[i]])) for i in edges]
             found += [(_State(counts, int(st.s_e), int(st.s_w)), score)
                       for st, score in tolerance_search(scorer, edges, workers, keep=1, refine=False)]
         if found:
             families.append(found)
-    starts = {}
+    starts: dict[_State, float] = {}
     for family in families:   # the best start of every family, then the best others overall
         state, score = min(family, key=lambda item: item[1])
         starts[state] = score
@@ -282,7 +282,7 @@ def greedy_jncss(model: TimingModel, *, evaluator: Evaluator | None = None,
         if len(starts) >= START_RUNS:
             break
         starts.setdefault(state, score)
-    best_state, best_score = None, math.inf
+    best_state, best_score = next(iter(starts.items()))
     with progress_bar(progress, len(starts), "JNCSS greedy", "start") as bar:
         greedy.on_round = lambda: bar.set_postfix_str(f"{scorer.evaluations} candidates scored")
         for start, start_score in starts.items():
@@ -291,6 +291,7 @@ def greedy_jncss(model: TimingModel, *, evaluator: Evaluator | None = None,
             if score < best_score:
                 best_state, best_score = state, score
     candidate = greedy.strategy(best_state)
+    assert candidate is not None, "every start is admissible"
     evaluation = scorer.accurate(candidate)
     chosen, chosen_eval = (candidate, evaluation) if objective(evaluation) <= objective(base_eval) \
         else (base, base_eval)

@@ -54,7 +54,7 @@ REFINE_TOP = 3
 """Candidates re-evaluated accurately at the end."""
 
 
-def waterfill(weights: Sequence[float], total: float, cap: float = 1.0) -> np.ndarray:
+def waterfill(weights: Sequence[float] | np.ndarray, total: float, cap: float = 1.0) -> np.ndarray:
     """Shares proportional to ``weights`` that sum to ``total`` with none above ``cap``: the largest are
     capped and the rest re-scaled until all fit. Needs ``len(weights) * cap >= total`` and positive weights."""
     w = np.asarray(weights, dtype=float)

@@ -321,7 +321,7 @@ def _text(value: Any) -> str:
 def parse_tolerance(value: Any, key: str, upper: int, why: str) -> Tolerance:
     """A tolerance in ``0 .. upper-1`` or ``"auto"``; ``why`` explains the upper limit."""
     if value == AUTO:
-        return AUTO
+        return "auto"
     tolerance = as_int(value, key, minimum=0)
     if tolerance >= upper:
         raise ConfigError(f"must be < {upper} ({why}), got {tolerance}", key)

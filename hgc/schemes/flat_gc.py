@@ -12,7 +12,6 @@ from hgc import codes
 from hgc.schemes.base import (AUTO, Candidate, Plan, Resolved, Scheme, SchemeSpec, Strategy, TOLERANCE_COLUMNS,
                               parse_tolerance, select_nodes)
 from hgc.schemes.context import OptimizeContext, ResolveContext
-from hgc.schemes.uncoded import _rtol
 from hgc.topology import Topology
 from hgc.validation import check_keys, join
 
@@ -59,7 +58,7 @@ class FlatGC(Scheme):
     def build_code(self, strategy: Strategy, *, partitions: int | None = None,
                    rng: np.random.Generator | None = None, rtol: float | None = None) -> codes.GradientCode:
         return codes.build_code("flat_gc", strategy.worker_counts, s=int(strategy.s), partitions=partitions,
-                                rng=rng, **_rtol(rtol))
+                                rng=rng, rtol=codes.DEFAULT_RTOL if rtol is None else rtol)
 
     def smallest_partitions(self, strategy: Strategy) -> int:
         return codes.smallest_partitions("flat_gc", strategy.worker_counts, s=int(strategy.s))

@@ -16,16 +16,15 @@ from hgc.errors import ConfigError
 from hgc.schemes.base import (AUTO, Candidate, Plan, Resolved, Scheme, SchemeSpec, Strategy, TOLERANCE_COLUMNS,
                               parse_tolerance, select_nodes)
 from hgc.schemes.context import OptimizeContext, ResolveContext
-from hgc.schemes.uncoded import _rtol
 from hgc.topology import Topology
 from hgc.validation import check_keys, join
 
 
 def per_edge(s_w: int | Sequence[int], n_edges: int) -> tuple[int, ...]:
     """The worker tolerance of every edge: ``s_w`` repeated, or the per-edge list as given."""
-    if isinstance(s_w, (tuple, list)):
-        return tuple(int(s) for s in s_w)
-    return (int(s_w),) * n_edges
+    if isinstance(s_w, int):
+        return (s_w,) * n_edges
+    return tuple(int(s) for s in s_w)
 
 
 def special_case(s_e: int, s_w: int) -> str:
@@ -69,8 +68,10 @@ class HGC(Scheme):
             return Strategy(self.name, tuple(edges), tuple(tuple(w) for w in workers),
                             max(max(row) for row in loads), (("s_e", s_e), ("s_w", s_w)), loads)
         total = sum(len(w) for w in workers)
+        if not isinstance(s_w, int):
+            raise TypeError("per-edge s_w needs per-worker loads")
         return Strategy(self.name, tuple(edges), tuple(tuple(w) for w in workers),
-                        (s_e + 1) * (int(s_w) + 1) / total, (("s_e", s_e), ("s_w", s_w)))
+                        (s_e + 1) * (s_w + 1) / total, (("s_e", s_e), ("s_w", s_w)))
 
     def strategy(self, topology: Topology, *, s_e: int, s_w: int, edges: Sequence[int] | None = None,
                  workers: Sequence[Sequence[int]] | None = None, load: float | None = None) -> Strategy:
@@ -110,7 +111,7 @@ class HGC(Scheme):
     def build_code(self, strategy: Strategy, *, partitions: int | None = None,
                    rng: np.random.Generator | None = None, rtol: float | None = None) -> codes.GradientCode:
         return codes.build_code("hgc", strategy.worker_counts, s_e=int(strategy.s_e), s_w=int(strategy.s_w),
-                                partitions=partitions, rng=rng, **_rtol(rtol))
+                                partitions=partitions, rng=rng, rtol=codes.DEFAULT_RTOL if rtol is None else rtol)
 
     def smallest_partitions(self, strategy: Strategy) -> int:
         return codes.smallest_partitions("hgc", strategy.worker_counts, s_e=int(strategy.s_e),

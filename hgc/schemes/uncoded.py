@@ -37,7 +37,7 @@ class Uncoded(Scheme):
     def build_code(self, strategy: Strategy, *, partitions: int | None = None,
                    rng: np.random.Generator | None = None, rtol: float | None = None) -> codes.GradientCode:
         return codes.build_code("uncoded", strategy.worker_counts, partitions=partitions, rng=rng,
-                                **_rtol(rtol))
+                                rtol=codes.DEFAULT_RTOL if rtol is None else rtol)
 
     def smallest_partitions(self, strategy: Strategy) -> int:
         return codes.smallest_partitions("uncoded", strategy.worker_counts)
@@ -47,7 +47,3 @@ class Uncoded(Scheme):
         strategy = self.strategy(context.model.topology)
         evaluation = context.evaluator.evaluate(strategy)
         return [Candidate("uncoded", strategy, "fixed", evaluation, time.perf_counter() - started)]
-
-
-def _rtol(rtol: float | None) -> dict[str, float]:
-    return {} if rtol is None else {"rtol": rtol}
