@@ -18,7 +18,6 @@ Parametric families sample with NumPy's own generators and take CDFs and quantil
 
 from __future__ import annotations
 
-import csv
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -30,6 +29,8 @@ import numpy as np
 from scipy import stats
 
 from hgc.errors import ConfigError
+from hgc.limits import MAX_DELAY, check_delay
+from hgc.traces import load_trace
 from hgc.validation import as_float, as_mapping, as_probability, check_keys, describe, join, suggestion
 
 Shape = int | tuple[int, ...]
@@ -345,7 +346,7 @@ def _shape_scale_parser(name: str, family: str) -> Callable[[Mapping[str, Any], 
 
 
 def _parse_lognormal(spec: Mapping[str, Any], key: str, base_dir: Path | None) -> Distribution:
-    mu = as_float(spec["mu"], join(key, "mu"))
+    mu = as_float(spec["mu"], join(key, "mu"), minimum=-700.0, maximum=round(math.log(MAX_DELAY), 4))
     sigma = as_float(spec["sigma"], join(key, "sigma"), positive=True)
     return _location_scale("lognormal", "lognorm", sigma, 0.0, math.exp(mu), {"mu": mu, "sigma": sigma})
 
@@ -374,33 +375,6 @@ def _parse_empirical(spec: Mapping[str, Any], key: str, base_dir: Path | None) -
     return dist
 
 
-def load_trace(path: Path, column: str, key: str) -> np.ndarray:
-    """Delays (seconds) from ``column`` of the CSV trace at ``path``; every value must be a number >= 0."""
-    if not path.is_file():
-        raise ConfigError(f"trace file not found: {path}", key)
-    with path.open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        columns = reader.fieldnames or []
-        if column not in columns:
-            raise ConfigError(
-                f"trace {path} has no column '{column}'{suggestion(column, columns)} "
-                f"(columns: {', '.join(columns) or 'none'})", key.rsplit(".", 1)[0] + ".column")
-        values = []
-        for line, row in enumerate(reader, start=2):
-            text = (row.get(column) or "").strip()
-            try:
-                value = float(text)
-            except ValueError:
-                raise ConfigError(f"trace {path} line {line}: '{text}' in column '{column}' is not a number",
-                                  key) from None
-            if not math.isfinite(value) or value < 0:
-                raise ConfigError(f"trace {path} line {line}: delay must be finite and >= 0, got {text}", key)
-            values.append(value)
-    if not values:
-        raise ConfigError(f"trace {path} has no rows", key)
-    return np.asarray(values, dtype=float)
-
-
 # name -> (parser, required keys, optional keys)
 _FAMILIES: dict[str, tuple[Callable[[Mapping[str, Any], str, Path | None], Distribution], tuple[str, ...], tuple[str, ...]]] = {
     "constant": (_parse_constant, ("value",), ()),
@@ -426,16 +400,23 @@ def parse_distribution(spec: Any, key: str, base_dir: Path | None = None) -> Dis
     """
     if not isinstance(spec, Mapping):
         if isinstance(spec, (int, float)) and not isinstance(spec, bool):
-            return Constant(as_float(spec, key, minimum=0.0))
+            constant = Constant(as_float(spec, key, minimum=0.0))
+            check_delay(constant, key)
+            return constant
         raise ConfigError(f"expected a distribution mapping such as {{dist: exponential, mean: 1.0}} "
                           f"or a number of seconds, got {describe(spec)}", key)
     spec = as_mapping(spec, key)
     if "dist" not in spec:
         raise ConfigError(f"missing required key 'dist' (one of: {', '.join(DISTRIBUTION_NAMES)})", key)
     name = spec["dist"]
+    if not isinstance(name, str):
+        raise ConfigError(f"expected a distribution name (one of: {', '.join(DISTRIBUTION_NAMES)}), "
+                          f"got {describe(name)}", join(key, "dist"))
     if name not in _FAMILIES:
         raise ConfigError(f"unknown distribution {describe(name)}{suggestion(str(name), DISTRIBUTION_NAMES)} "
                           f"(one of: {', '.join(DISTRIBUTION_NAMES)})", join(key, "dist"))
     parser, required, optional = _FAMILIES[name]
     check_keys(spec, key, ("dist", *required, *optional), required)
-    return parser(spec, key, base_dir)
+    dist = parser(spec, key, base_dir)
+    check_delay(dist, key)
+    return dist

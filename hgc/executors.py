@@ -12,6 +12,16 @@ failures in its result never sets it.
   or, without an address, to a :class:`distributed.LocalCluster` of ``jobs`` single-threaded worker
   processes started for the run (loopback only; its status page on a random loopback port) and closed
   afterwards.
+
+Workers we start never outlive us: pool workers die with their parent (even when it is SIGKILLed; see
+:func:`hgc.interrupts.pool_worker_init`) and Dask's local workers watch their parent themselves. When
+the caller stops early (Ctrl-C, SIGTERM, an error) the executor is closed with ``abort=True``: running
+tasks are killed rather than waited for, and none of their results is reported.
+
+Memory: Dask's nanny starts workers with ``MALLOC_TRIM_THRESHOLD_=65536``, which makes glibc return
+every freed array to the system at once, so each Monte Carlo chunk's arrays page-fault in again; the
+local cluster's workers get :data:`DASK_WORKER_ENV` instead (see ``docs/cluster.md`` for workers you
+start yourself).
 """
 
 from __future__ import annotations
@@ -22,8 +32,13 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from typing import Any, Callable, Iterator, Sequence
 
 from hgc.errors import ConfigError
+from hgc.interrupts import pool_worker_init
 
 EXECUTORS = ("serial", "process", "dask")
+
+DASK_WORKER_ENV = {"MALLOC_TRIM_THRESHOLD_": str(2**30), "MALLOC_MMAP_THRESHOLD_": str(2**30)}
+"""glibc settings of the local Dask workers: keep freed arrays (up to 1 GiB) for reuse instead of
+unmapping them after every chunk."""
 
 Completed = tuple[Any, Any, BaseException | None]
 
@@ -44,11 +59,11 @@ class Executor:
     def __enter__(self) -> "Executor":
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        self.close(abort=exc_type is not None)
 
-    def close(self) -> None:
-        """Release workers / connections (idempotent)."""
+    def close(self, abort: bool = False) -> None:
+        """Release workers / connections (idempotent); ``abort`` kills running tasks instead of waiting."""
 
     def describe(self) -> dict[str, Any]:
         """Facts for run metadata (kind, workers, scheduler address)."""
@@ -83,7 +98,8 @@ class ProcessExecutor(Executor):
 
     def __init__(self, jobs: int):
         self.jobs = jobs
-        self._pool: ProcessPoolExecutor | None = ProcessPoolExecutor(max_workers=jobs)
+        self._pool: ProcessPoolExecutor | None = ProcessPoolExecutor(
+            max_workers=jobs, initializer=pool_worker_init, initargs=(os.getpid(),))
 
     def run(self, fn: Callable[[Any], Any], tasks: Sequence[Any]) -> Iterator[Completed]:
         assert self._pool is not None, "executor is closed"
@@ -99,10 +115,19 @@ class ProcessExecutor(Executor):
             for future in pending:
                 future.cancel()
 
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+    def close(self, abort: bool = False) -> None:
+        if self._pool is None:
+            return
+        pool, self._pool = self._pool, None
+        if not abort:
+            pool.shutdown(wait=True, cancel_futures=True)
+            return
+        workers = list((getattr(pool, "_processes", None) or {}).values())
+        for process in workers:
+            process.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
+        for process in workers:
+            process.join(timeout=5)
 
     def describe(self) -> dict[str, Any]:
         return {"executor": self.name, "jobs": self.jobs}
@@ -129,7 +154,7 @@ class DaskExecutor(Executor):
             else:
                 self._cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
                                              host="127.0.0.1", dashboard_address="127.0.0.1:0",
-                                             silence_logs=logging.ERROR)
+                                             silence_logs=logging.ERROR, env=dict(DASK_WORKER_ENV))
                 self._client = Client(self._cluster, set_as_default=False)
         except (OSError, TimeoutError) as err:
             if self._cluster is not None:
@@ -152,7 +177,7 @@ class DaskExecutor(Executor):
         finally:
             self._client.cancel([f for f in futures if not f.done()])
 
-    def close(self) -> None:
+    def close(self, abort: bool = False) -> None:
         if getattr(self, "_client", None) is not None:
             self._client.close()
             self._client = None

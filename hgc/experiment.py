@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from hgc.config import ExperimentConfig
-from hgc.errors import ConfigError
+from hgc.errors import ConfigError, Interrupted
 from hgc.optimize import best_flat_gc, best_hgc_tolerances, select_jncss
 from hgc.schemes import AUTO, SchemeSpec, Strategy, make_strategy
 from hgc.simulation import MonteCarloRun, TimeStatistics, run_strategies
@@ -106,7 +106,7 @@ def summary_row(resolved: ResolvedScheme, stats: TimeStatistics, baseline_mean: 
         "mean_time": stats.mean_time, "sem_time": stats.sem,
         "p50_time": p50, "p95_time": p95, "p99_time": p99,
         "failure_rate": stats.failure_rate, "master_vectors": stats.mean_vectors,
-        "speedup": baseline_mean / stats.mean_time if stats.decoded else float("nan"),
+        "speedup": baseline_mean / stats.mean_time if stats.decoded and stats.mean_time > 0 else float("nan"),
         "trials": stats.trials, "seed": seed, "label": resolved.spec.label, "note": note,
     }
 
@@ -116,7 +116,9 @@ def simulate(config: ExperimentConfig, *, trials: int | None = None, seed: int |
     """Monte Carlo iteration time of every scheme in ``config`` (``trials``/``seed`` override the config).
 
     An uncoded baseline is always simulated (on the same draws) for the ``speedup`` column, even when the
-    config does not list it. Interrupting (Ctrl-C) returns the statistics of the completed chunks.
+    config does not list it. Interrupting (Ctrl-C) the main run returns the statistics of the completed
+    chunks (``run.interrupted`` set); an interrupt before any chunk finished, or while ``auto`` schemes
+    are being chosen, propagates.
     """
     config = config.with_overrides(seed=seed, trials=trials)
     schemes = resolve_schemes(config)
@@ -125,7 +127,12 @@ def simulate(config: ExperimentConfig, *, trials: int | None = None, seed: int |
     if baseline is None:
         strategies.append(make_strategy("uncoded", config.topology))
         baseline = len(strategies) - 1
-    run = run_strategies(config.timing, strategies, seed=config.seed, trials=config.trials, progress=progress)
+    try:
+        run = run_strategies(config.timing, strategies, seed=config.seed, trials=config.trials, progress=progress)
+    except Interrupted as stop:  # report the completed trials, labelled (run.interrupted); none: stop
+        if stop.partial is None or stop.partial.trials_done == 0:
+            raise
+        run = stop.partial
     baseline_mean = run.statistics[baseline].mean_time
     rows = [summary_row(r, stats, baseline_mean, config.seed) for r, stats in zip(schemes, run.statistics)]
     summary = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)

@@ -935,8 +935,8 @@ def optimize(config: ExperimentConfig, *, method: str = "greedy", trials: int | 
         edge_ids, worker_ids = _ids(st)
         expected = ev.expected_time if ev is not None else math.nan
         objective = _objective(ev) if ev is not None else stats.effective_time
-        if row.label == "jncss_greedy" and exhaustive is None:
-            gap = math.nan
+        if (row.label == "jncss_greedy" and exhaustive is None) or not best_objective > 0:
+            gap = math.nan  # (all delays zero: every strategy takes no time, no ratio is defined)
         else:
             gap = objective / best_objective - 1.0
         records.append({
@@ -950,8 +950,8 @@ def optimize(config: ExperimentConfig, *, method: str = "greedy", trials: int | 
             "analytic_error": ev.error_estimate if ev is not None else math.nan,
             "mc_mean_time": stats.mean_time, "mc_sem_time": stats.sem, "mc_failure_rate": stats.failure_rate,
             "z_score": (expected - stats.mean_time) / stats.sem if ev is not None and stats.sem > 0 else math.nan,
-            "speedup": baseline_mc / stats.mean_time if stats.decoded else math.nan,
-            "analytic_speedup": baseline_analytic / expected if ev is not None else math.nan,
+            "speedup": baseline_mc / stats.mean_time if stats.decoded and stats.mean_time > 0 else math.nan,
+            "analytic_speedup": baseline_analytic / expected if ev is not None and expected > 0 else math.nan,
             "optimality_gap": gap,
             "evaluations": row.evaluations, "search_space": row.space,
             "optimizer_seconds": round(row.seconds, 3) if include_timings else math.nan,

@@ -204,11 +204,64 @@ def _safe(key: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", key)
 
 
+MAX_CSV_BYTES = 256 * 2**20
+"""Largest results CSV ``hgc plot`` reads (bytes)."""
+
+# file -> (columns it must have, of which numeric)
+_INPUTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "summary.csv": (("scheme", "mean_time", "sem_time"), ("mean_time", "sem_time", "speedup")),
+    "quantiles.csv": (("scheme", "quantile", "time"), ("quantile", "time")),
+    "sweep.csv": (("scheme", "mean_time"), ("mean_time", "sem_time", "speedup")),
+    "train.csv": (("label", "sim_time", "loss"), ("sim_time", "loss", "test_accuracy", "iteration")),
+}
+
+
+def _read_results(path: Path) -> pd.DataFrame:
+    """A results CSV written by hgc, checked: readable, the expected columns, numbers where numbers go.
+    Anything else is a :class:`ConfigError` naming the file (never a traceback)."""
+    required, numeric = _INPUTS[path.name]
+    try:
+        if path.stat().st_size > MAX_CSV_BYTES:
+            raise ConfigError(f"larger than {MAX_CSV_BYTES} bytes; not a results file hgc plots", source=path)
+        table = pd.read_csv(path, encoding="utf-8")
+    except ConfigError:
+        raise
+    except (OSError, UnicodeDecodeError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        reason = "not UTF-8 text" if isinstance(err, UnicodeDecodeError) else "not a readable CSV file"
+        raise ConfigError(f"cannot plot: {reason}", source=path) from None
+    missing = [c for c in required if c not in table.columns]
+    if missing:
+        raise ConfigError(f"cannot plot: no column '{missing[0]}' (not a results file written by hgc?)", source=path)
+    if table.empty:
+        raise ConfigError("cannot plot: the table has no rows", source=path)
+    for column in numeric:
+        if column in table.columns:
+            values = pd.to_numeric(table[column], errors="coerce")
+            bad = values.isna() & table[column].notna()
+            if bad.any():
+                line = int(np.flatnonzero(bad.to_numpy())[0]) + 2
+                raise ConfigError(f"cannot plot: line {line}: column '{column}' holds a value that is not a number",
+                                  source=path)
+            table[column] = values
+    return table
+
+
+def _drawn(source: Path, out: Path, draw: Any, *args: Any, **kwargs: Any) -> Path:
+    """``draw(*args, out, **kwargs)`` for the table read from ``source``; a table whose values make no
+    figure, or a PNG that cannot be written, is a :class:`ConfigError` naming the file."""
+    try:
+        return draw(*args, out, **kwargs)  # type: ignore[no-any-return]
+    except OSError as err:
+        raise ConfigError(f"cannot write here: {err.strerror or type(err).__name__}", source=out) from None
+    except (ValueError, TypeError, KeyError, OverflowError, ZeroDivisionError) as err:
+        raise ConfigError(f"cannot plot this table ({type(err).__name__}: {str(err)[:120]})", source=source) from None
+
+
 def plot_directory(directory: str | Path) -> list[Path]:
     """Draw every figure the results in ``directory`` allow; return the PNG paths written (in the directory).
 
     Raises :class:`ConfigError` if the directory does not exist or holds none of ``summary.csv``,
-    ``quantiles.csv``, ``sweep.csv``, ``train.csv``.
+    ``quantiles.csv``, ``sweep.csv``, ``train.csv``, or if one of them is not a results table hgc wrote.
     """
     directory = Path(directory)
     if not directory.is_dir():
@@ -216,27 +269,29 @@ def plot_directory(directory: str | Path) -> list[Path]:
     name = directory.name
     written: list[Path] = []
     if (directory / "summary.csv").is_file():
-        summary = pd.read_csv(directory / "summary.csv")
-        written.append(plot_mean_times(summary, directory / "mean_time.png",
-                                       title=f"{name}: mean iteration time per scheme"))
+        summary = _read_results(directory / "summary.csv")
+        out = directory / "mean_time.png"
+        written.append(_drawn(directory / "summary.csv", out, plot_mean_times, summary, title=f"{name}: mean iteration time per scheme"))
     if (directory / "quantiles.csv").is_file():
-        quantiles = pd.read_csv(directory / "quantiles.csv")
-        written.append(plot_time_cdf(quantiles, directory / "time_cdf.png",
-                                     title=f"{name}: CDF of the iteration time"))
+        quantiles = _read_results(directory / "quantiles.csv")
+        out = directory / "time_cdf.png"
+        written.append(_drawn(directory / "quantiles.csv", out, plot_time_cdf, quantiles, title=f"{name}: CDF of the iteration time"))
     if (directory / "sweep.csv").is_file():
-        table = pd.read_csv(directory / "sweep.csv")
+        table = _read_results(directory / "sweep.csv")
         for key in swept_keys(table):
             if table[key].nunique(dropna=False) < 2:
                 continue
-            written.append(plot_sweep(table, key, directory / f"sweep_mean_time__{_safe(key)}.png",
-                                      title=f"{name}: mean iteration time vs {key} (95% intervals)"))
+            out = directory / f"sweep_mean_time__{_safe(key)}.png"
+            written.append(_drawn(directory / "sweep.csv", out, plot_sweep, table, key,
+                                  title=f"{name}: mean iteration time vs {key} (95% intervals)"))
             if "speedup" in table:
-                written.append(plot_sweep(table, key, directory / f"sweep_speedup__{_safe(key)}.png",
-                                          y="speedup", title=f"{name}: speed-up over uncoded vs {key}"))
+                out = directory / f"sweep_speedup__{_safe(key)}.png"
+                written.append(_drawn(directory / "sweep.csv", out, plot_sweep, table, key, y="speedup",
+                                      title=f"{name}: speed-up over uncoded vs {key}"))
     if (directory / "train.csv").is_file():
-        history = pd.read_csv(directory / "train.csv")
-        written.append(plot_training(history, directory / "train_loss.png",
-                                     title=f"{name}: training loss vs simulated time"))
+        history = _read_results(directory / "train.csv")
+        out = directory / "train_loss.png"
+        written.append(_drawn(directory / "train.csv", out, plot_training, history, title=f"{name}: training loss vs simulated time"))
     if not written:
         raise ConfigError("nothing to plot (expected summary.csv, quantiles.csv, sweep.csv or train.csv)",
                           source=directory)

@@ -27,7 +27,7 @@ import pandas as pd
 
 from hgc.codes import (DEFAULT_RTOL, GradientCode, HierarchicalCode, admissible_hgc, build_code,
                        straggler_patterns)
-from hgc.errors import ConfigError
+from hgc.errors import ConfigError, Interrupted
 from hgc.rng import Stream, stream
 
 if TYPE_CHECKING:
@@ -256,15 +256,20 @@ def verify_config(config: ExperimentConfig, *, max_patterns: int = DEFAULT_PATTE
     ``out_dir/verify.csv`` if ``out_dir`` is given. An explicit tolerance that is inadmissible or a ``K``
     that does not fit it raises :class:`~hgc.errors.ConfigError`; for ``auto`` tolerances such values
     are listed with a note instead.
+
+    Ctrl-C / SIGTERM raises :class:`~hgc.errors.Interrupted` whose ``partial`` is the table of the codes
+    checked completely so far (``None`` if none; also written to ``out_dir``); the code being checked
+    is not in it.
     """
     rows: list[dict] = []
     try:
         for row in _verify_rows(config, max_patterns, tol, progress):
             rows.append(row)
     except KeyboardInterrupt:  # keep the rows already checked, then stop
-        if out_dir is not None and rows:
-            _write(_table(rows), out_dir)
-        raise
+        partial = _table(rows) if rows else None
+        if out_dir is not None and partial is not None:
+            _write(partial, out_dir)
+        raise Interrupted(f"interrupted after {len(rows)} checked codes", partial) from None
     table = _table(rows)
     if out_dir is not None:
         _write(table, out_dir)

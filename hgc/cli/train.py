@@ -7,9 +7,12 @@ from pathlib import Path
 
 import click
 
-from hgc.cli.common import config_argument, default_out_dir, handle_errors, out_option, quiet_option, seed_option
+from hgc.cli.common import (INTERRUPTED_EXIT, allow_large_option, config_argument, handle_errors, out_option,
+                            output_dir, quiet_option, seed_option)
 from hgc.config import load_config
 from hgc.errors import ConfigError
+from hgc.interrupts import deferred_interrupts
+from hgc.limits import check_run
 from hgc.output import run_metadata, write_csv, write_json, write_yaml
 from hgc.training.trainer import TrainResult, train as run_training
 
@@ -18,7 +21,8 @@ TABLE_COLUMNS = ["label", "load", "partitions", "sim_time_total", "time_to_targe
 
 
 def write_training(result: TrainResult, config_raw: dict, out_dir: Path) -> None:
-    """train.csv, train_summary.csv, config.resolved.yaml and metadata.json under ``out_dir``."""
+    """train.csv, train_summary.csv, config.resolved.yaml and metadata.json under ``out_dir``; an interrupted
+    run's tables hold the finished schemes only, labelled ``"interrupted": true`` in metadata.json."""
     write_csv(result.history, out_dir / "train.csv")
     write_csv(result.summary, out_dir / "train_summary.csv")
     write_yaml(config_raw, out_dir / "config.resolved.yaml")
@@ -28,6 +32,7 @@ def write_training(result: TrainResult, config_raw: dict, out_dir: Path) -> None
         dataset={"name": data.name, "task": data.task, "train_rows": data.n_train, "test_rows": data.n_test,
                  "features": data.n_features - 1, "classes": data.n_classes},
         target_loss=result.target_loss, warnings=result.warnings, interrupted=result.interrupted,
+        complete=not result.interrupted,
         strategies=[{"label": run.label, "kind": run.strategy.kind, "listed": run.listed,
                      "edges": list(run.strategy.edges), "workers": [list(w) for w in run.strategy.workers],
                      "s": run.strategy.s, "s_e": run.strategy.s_e, "s_w": run.strategy.s_w,
@@ -39,20 +44,25 @@ def write_training(result: TrainResult, config_raw: dict, out_dir: Path) -> None
 
 @click.command()
 @config_argument
-@click.option("--iterations", type=click.IntRange(min=1), default=None, help="Override train.iterations.")
+@click.option("--iterations", type=click.IntRange(min=1, max=2**63 - 1), default=None,
+              help="Override train.iterations.")
 @seed_option
 @out_option
+@allow_large_option
 @quiet_option
 @handle_errors
-def train(config: Path, iterations: int | None, seed: int | None, out_dir: Path | None, quiet: bool) -> None:
+def train(config: Path, iterations: int | None, seed: int | None, out_dir: Path | None, allow_large: bool,
+          quiet: bool) -> None:
     """Coded full-batch gradient descent for every scheme in CONFIG; write train.csv and train_summary.csv.
 
     Every iteration samples the delays, decodes the real coded partial gradients of the responding
     workers and checks the result against the true gradient; undecodable iterations are reported and
-    not applied.
+    not applied. Ctrl-C or SIGTERM writes the schemes trained completely so far (labelled partial in
+    metadata.json) and exits with status 130.
     """
     experiment = load_config(config)
-    out_dir = default_out_dir(experiment.name, out_dir)
+    check_run(experiment, "train", iterations=iterations, allow_large=allow_large)
+    out_dir = output_dir(experiment.name, out_dir)
     try:
         result = run_training(experiment, iterations=iterations, seed=seed)
     except ConfigError as err:  # e.g. data.partitions unsuitable for a scheme: name the file
@@ -61,7 +71,8 @@ def train(config: Path, iterations: int | None, seed: int | None, out_dir: Path 
     if iterations is not None:
         raw.setdefault("train", {})
         raw["train"] = {**raw["train"], "iterations": int(iterations)}
-    write_training(result, raw, out_dir)
+    with deferred_interrupts():  # the four files describe the same run
+        write_training(result, raw, out_dir)
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
     if not quiet:
@@ -71,4 +82,4 @@ def train(config: Path, iterations: int | None, seed: int | None, out_dir: Path 
                    f"{out_dir / 'train_summary.csv'} ({result.iterations} iterations, seed {result.seed}, "
                    f"{result.seconds:.1f} s)")
     if result.interrupted:
-        sys.exit(130)  # the finished schemes were written; the warning above says how many
+        sys.exit(INTERRUPTED_EXIT)  # the finished schemes were written; the warning above says how many
