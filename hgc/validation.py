@@ -84,15 +84,16 @@ def as_int(value: Any, key: str, minimum: int | None = None, maximum: int | None
     larger in magnitude than :data:`INT_LIMIT`."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(f"expected an integer, got {describe(value)}", key)
+    written = value
     if isinstance(value, float):
         if not math.isfinite(value) or not value.is_integer():
             raise ConfigError(f"expected an integer, got {value!r}", key)
         value = int(value)
     if minimum is not None and value < minimum:
-        raise ConfigError(f"must be >= {minimum}, got {describe(value)}", key)
+        raise ConfigError(f"must be >= {minimum}, got {describe(written)}", key)
     upper = INT_LIMIT if maximum is None else min(maximum, INT_LIMIT)
     if value > upper or value < -INT_LIMIT:
-        raise ConfigError(f"must be <= {upper}, got {describe(value)}", key)
+        raise ConfigError(f"must be <= {upper}, got {describe(written)}", key)
     return int(value)
 
 
