@@ -9,6 +9,10 @@ executor (best of ``--repeats``; executor start-up included), the speed-ups, and
 the same ``sweep.csv`` bytes. ``--dask-env`` chooses the glibc settings of the local Dask workers:
 ``hgc`` (:data:`hgc.executors.DASK_WORKER_ENV`, the default), ``dask`` (Dask's own
 ``MALLOC_TRIM_THRESHOLD_=65536``) or ``glibc`` (no setting: glibc's adaptive thresholds).
+
+``--profile`` also runs one point three times inside a single local Dask worker under each of the three
+settings and prints its CPU seconds and minor page faults per point — figures that, unlike wall-clock
+ratios, hardly move when the machine is shared.
 """
 
 from __future__ import annotations
@@ -38,6 +42,48 @@ BASE = {
 }
 
 
+ENVIRONMENTS: dict[str, dict[str, str | None]] = {
+    "hgc": dict(hgc.executors.DASK_WORKER_ENV),
+    "dask": {"MALLOC_TRIM_THRESHOLD_": "65536"},
+    "glibc": {"MALLOC_TRIM_THRESHOLD_": None},  # None removes the variable from Dask's pre-spawn settings
+}
+
+
+def _point_profile(trials: int) -> tuple[float, float]:
+    """CPU seconds and minor page faults per run of one sweep point (run in a Dask worker)."""
+    import resource  # noqa: PLC0415
+
+    from hgc.sweep import point_task, run_point  # noqa: PLC0415
+
+    sweep = sweep_from_mapping({"name": "profile", "base": {**BASE, "trials": trials},
+                                "grid": {"topology.edges": [6]}})
+    task = point_task(expand_points(sweep)[0], sweep)
+    run_point(task)  # imports, caches
+    faults, cpu = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, time.process_time()
+    for _ in range(3):
+        run_point(task)
+    return (time.process_time() - cpu) / 3, (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / 3
+
+
+def profile(trials: int) -> None:
+    """Print :func:`_point_profile` in a one-worker local cluster under each glibc setting."""
+    import logging  # noqa: PLC0415
+
+    import dask  # noqa: PLC0415
+    from distributed import Client, LocalCluster  # noqa: PLC0415
+
+    print(f"one point ({trials} trials) in a single Dask worker, mean of 3 runs:")
+    for name, environ in ENVIRONMENTS.items():
+        for variable in ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_"):
+            os.environ.pop(variable, None)
+        settings = {f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in environ.items()}
+        with dask.config.set(settings), LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                                     host="127.0.0.1", dashboard_address="127.0.0.1:0",
+                                                     silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+            cpu, faults = client.submit(_point_profile, trials, pure=False).result()
+        print(f"  {name:6s} {cpu:6.2f} CPU s  {faults:10,.0f} minor page faults   {environ}")
+
+
 def timed_run(kind: str, jobs: int, trials: int) -> tuple[float, bytes]:
     """Wall-clock seconds (executor start-up included) and the sweep.csv bytes of one fresh run."""
     sweep = sweep_from_mapping({
@@ -62,15 +108,13 @@ def main() -> None:
     parser.add_argument("--dask-env", choices=["hgc", "dask", "glibc"], default="hgc",
                         help="glibc settings of the local Dask workers (see the module docstring)")
     parser.add_argument("--executors", default="serial,process,dask", help="comma-separated executors to time")
+    parser.add_argument("--profile", action="store_true", help="per-point CPU time and page faults in a Dask worker")
     args = parser.parse_args()
-    if args.dask_env == "dask":
-        hgc.executors.DASK_WORKER_ENV = {"MALLOC_TRIM_THRESHOLD_": "65536"}
-    elif args.dask_env == "glibc":
-        import dask  # noqa: PLC0415
-
-        hgc.executors.DASK_WORKER_ENV = {}
-        os.environ.pop("MALLOC_TRIM_THRESHOLD_", None)
-        dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None})
+    if args.profile:
+        profile(args.trials)
+    hgc.executors.DASK_WORKER_ENV = ENVIRONMENTS[args.dask_env]
+    for name in ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_"):
+        os.environ.pop(name, None)  # (Dask's nanny copies its settings into this process's environment)
 
     kinds = args.executors.split(",")
     runs = {kind: [timed_run(kind, 1 if kind == "serial" else args.jobs, args.trials) for _ in range(args.repeats)]

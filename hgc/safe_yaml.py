@@ -55,7 +55,7 @@ class _Loader(yaml.SafeLoader):
         self._depth = 0
         self._nodes = 0
 
-    def compose_node(self, parent: Node | None, index: Any) -> Node:
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
         self._depth += 1
         self._nodes += 1
         try:
@@ -66,7 +66,8 @@ class _Loader(yaml.SafeLoader):
                 mark = self.peek_event().start_mark
                 raise _Refused(f"line {mark.line + 1}: more than {MAX_NODES} values; config files are "
                                "limited to that many")
-            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+            node: Node | None = super().compose_node(parent, index)
+            return node
         finally:
             self._depth -= 1
 

@@ -537,7 +537,7 @@ def _write_outputs(sweep: SweepConfig, out_dir: Path, points: list[SweepPoint], 
     write_yaml(sweep.to_mapping(), out_dir / "sweep.resolved.yaml")
 
     seconds = time.perf_counter() - start
-    timings = []
+    timings: list[dict[str, Any]] = []
     for point in points:
         if store.is_done(point.store_key):
             info = store.info(point.store_key)
@@ -548,7 +548,7 @@ def _write_outputs(sweep: SweepConfig, out_dir: Path, points: list[SweepPoint], 
         timings.append({"point": outcome.index, "key": outcome.store_key, "params": outcome.params,
                         "status": "failed", "seconds": round(outcome.seconds, 4), "error": outcome.error,
                         "traceback": outcome.traceback})
-    timings.sort(key=lambda t: t["point"])
+    timings.sort(key=lambda t: int(t["point"]))
     run = SweepRun(points, resumed, computed, failed, out_dir, seconds, written, interrupted)
     write_json(run_metadata(
         "sweep", sweep=sweep.name, source=str(sweep.source) if sweep.source else None,
