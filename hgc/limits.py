@@ -229,32 +229,40 @@ def verify_codes(config: ExperimentConfig) -> list[tuple[dict[str, Any], tuple[i
 
 
 def check_verify(config: ExperimentConfig, max_patterns: int, *, allow_large: bool = False) -> None:
-    """``--patterns`` within :data:`MAX_PATTERNS`; decoding work and code memory within the estimates."""
+    """``--patterns`` within :data:`MAX_PATTERNS`; decoding work and code memory within the estimates.
+
+    Stops at the first code that takes the running total over a limit, so refusing a huge system costs
+    little; a system within the limits costs one placement per code (far less than verifying it).
+    """
     from hgc.codes import smallest_partitions  # noqa: PLC0415
 
     if max_patterns > MAX_PATTERNS:
         raise ConfigError(f"at most {MAX_PATTERNS} patterns per code are supported, got {max_patterns}",
                           "--patterns")
-    work, memory = 0, 0
+    if allow_large:
+        return
+    key = "data.partitions" if config.data.partitions else "topology"
+    work = 0
     for kwargs, workers in verify_codes(config):
         kind = kwargs["kind"]
         n = sum(workers)
-        try:
-            k = config.data.partitions or smallest_partitions(kind, workers, s=kwargs.get("s"),
-                                                              s_e=kwargs.get("s_e"), s_w=kwargs.get("s_w"))
-        except ConfigError:
-            continue  # inadmissible: verify reports it without building anything
         patterns = min(_pattern_count(kind, workers, kwargs), max_patterns)
-        work += patterns * n * max(n, k)
-        memory = max(memory, 3 * _BYTES_PER_DELAY * n * k)
-    key = "data.partitions" if config.data.partitions else "topology"
-    if memory > MAX_MEMORY_BYTES:
-        _exceeds(f"a code's coefficient matrices would need about {_gib(memory)} of memory, above the limit of "
-                 f"{_gib(MAX_MEMORY_BYTES)}", key, allow_large)
-    if work > MAX_DECODE_WORK:
-        _exceeds(f"decoding the straggler patterns would take about {work:.3g} operations "
-                 f"(patterns x workers x max(workers, partitions), summed over the codes), above the limit of "
-                 f"{MAX_DECODE_WORK:.3g}", "--patterns", allow_large)
+        work += patterns * n * n
+        if work <= MAX_DECODE_WORK:
+            try:
+                k = config.data.partitions or smallest_partitions(kind, workers, s=kwargs.get("s"),
+                                                                  s_e=kwargs.get("s_e"), s_w=kwargs.get("s_w"))
+            except ConfigError:
+                continue  # inadmissible: verify reports it without building anything
+            memory = 3 * _BYTES_PER_DELAY * n * k
+            if memory > MAX_MEMORY_BYTES:
+                _exceeds(f"a code's coefficient matrices would need about {_gib(memory)} of memory, above the "
+                         f"limit of {_gib(MAX_MEMORY_BYTES)}", key, allow_large)
+            work += patterns * n * max(k - n, 0)
+        if work > MAX_DECODE_WORK:
+            _exceeds(f"decoding the straggler patterns would take more than {MAX_DECODE_WORK:.3g} operations "
+                     "(patterns x workers x max(workers, partitions), summed over the codes)", "--patterns",
+                     allow_large)
 
 
 # ---------------------------------------------------------------------------------------------- train
