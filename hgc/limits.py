@@ -19,6 +19,7 @@ verifier can call them too.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import warnings
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
@@ -112,17 +113,37 @@ def _components(spec: Any) -> int:
     return 1
 
 
+def _quantile_bounds(dist: Distribution, level: float) -> tuple[float, float]:
+    """``(smallest value, bound on the quantile at level)``. For a mixture, the bounds of its components
+    (``P(X <= t) >= level`` when every component's is), which avoids inverting the mixture's CDF."""
+    from hgc.distributions import Bimodal, Empirical  # noqa: PLC0415
+
+    if isinstance(dist, Bimodal):
+        parts = [part for part, weight in ((dist.fast, 1.0 - dist.p), (dist.slow, dist.p)) if weight > 0]
+        bounds = [_quantile_bounds(part, level) for part in parts]
+        return min(b[0] for b in bounds), max(b[1] for b in bounds)
+    if isinstance(dist, Empirical):  # equality names the file, not its current contents: no caching
+        return float(dist.ppf(0.0)), float(dist.ppf(level))
+    return _parametric_bounds(dist, level)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parametric_bounds(dist: Distribution, level: float) -> tuple[float, float]:
+    """:func:`_quantile_bounds` of a parametric family, cached: equal distributions (same family and
+    parameters) recur across configs and sweep points, and scipy's quantiles cost about a millisecond."""
+    return float(dist.ppf(0.0)), float(dist.ppf(level))
+
+
 def check_delay(dist: Distribution, key: str, what: str = "delay") -> None:
     """A delay distribution every part of hgc can compute with: support in ``[0, MAX_DELAY]`` up to the
     :data:`TAIL_LEVEL` quantile, finite, a spread of 0 or at least :data:`MIN_SPREAD`, at most
-    :data:`MAX_COMPONENTS` components."""
+    :data:`MAX_COMPONENTS` components. (For a mixture the quantile is bounded by its components'.)"""
     components = _components(dist.spec())
     if components > MAX_COMPONENTS:
         raise ConfigError(f"a mixture of {components} distributions; at most {MAX_COMPONENTS} are supported", key)
     try:
         with _quiet():
-            lower = float(dist.ppf(0.0))
-            upper = float(dist.ppf(TAIL_LEVEL))
+            lower, upper = _quantile_bounds(dist, TAIL_LEVEL)
     except (ArithmeticError, ValueError) as err:
         raise ConfigError(f"the {what} cannot be evaluated with these parameters ({err})", key) from None
     if not math.isfinite(lower) or lower < 0.0:
@@ -146,7 +167,7 @@ def check_timing(model: TimingModel, key: str = "timing") -> None:
     def upper(dist: Distribution) -> float:
         if dist not in cache:
             with _quiet():
-                cache[dist] = float(dist.ppf(TAIL_LEVEL))
+                cache[dist] = _quantile_bounds(dist, TAIL_LEVEL)[1]
         return cache[dist]
 
     for e in range(topo.n_edges):
