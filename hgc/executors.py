@@ -30,10 +30,11 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any, Callable, Iterator, Sequence
 
-from hgc.errors import ConfigError
+from hgc.errors import ConfigError, printable
 from hgc.interrupts import pool_worker_init
 
 EXECUTORS = ("serial", "process", "dask")
@@ -162,7 +163,7 @@ class DaskExecutor(Executor):
                                                  host="127.0.0.1", dashboard_address="127.0.0.1:0",
                                                  silence_logs=logging.ERROR)
                 self._client = Client(self._cluster, set_as_default=False)
-        except (OSError, TimeoutError) as err:
+        except (OSError, TimeoutError, ValueError) as err:
             if self._cluster is not None:
                 self._cluster.close()
             raise ConfigError(f"cannot connect to the Dask scheduler at {scheduler!r}: {err}",
@@ -197,6 +198,19 @@ class DaskExecutor(Executor):
                 "dask_workers": workers, "jobs": self.jobs if not self.scheduler else None}
 
 
+_SCHEDULER_ADDRESS = re.compile(r"(tcp|tls|ws|wss)://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.\-]*)(?::(\d{1,5}))?")
+
+
+def check_scheduler_address(address: str) -> str:
+    """``address`` if it has the form ``tcp://HOST[:PORT]`` (or ``tls``/``ws``/``wss``), else a
+    :class:`ConfigError` on ``--scheduler`` (Dask itself would hang for a minute on some malformed ones)."""
+    match = _SCHEDULER_ADDRESS.fullmatch(address)
+    if match is None or (match.group(3) is not None and not 0 < int(match.group(3)) < 65536):
+        raise ConfigError(f"expected a scheduler address such as tcp://10.0.0.5:8786, got {printable(repr(address), 80)}",
+                          "--scheduler")
+    return address
+
+
 def make_executor(kind: str, jobs: int | None = None, scheduler: str | None = None) -> Executor:
     """The executor named ``kind`` (one of :data:`EXECUTORS`); bad arguments raise :class:`ConfigError`."""
     if kind not in EXECUTORS:
@@ -205,6 +219,8 @@ def make_executor(kind: str, jobs: int | None = None, scheduler: str | None = No
         raise ConfigError(f"must be >= 1, got {jobs}", "--jobs")
     if scheduler and kind != "dask":
         raise ConfigError("only applies with --executor dask", "--scheduler")
+    if scheduler:
+        check_scheduler_address(scheduler)
     if kind == "serial":
         return SerialExecutor()
     if kind == "process":

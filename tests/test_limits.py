@@ -287,3 +287,25 @@ def test_simulate_metadata_records_completion(cli, write_config, tmp_path):
     meta = json.loads((tmp_path / "out" / "metadata.json").read_text())
     assert meta["complete"] is True and meta["interrupted"] is False
     assert np.isfinite(pd.read_csv(tmp_path / "out" / "summary.csv")["mean_time"]).all()
+
+
+@pytest.mark.parametrize("args", [
+    ["simulate", "CONFIG", "--trials", "0"], ["simulate", "CONFIG", "--trials", "1e5"],
+    ["simulate", "CONFIG", "--trials", str(10**30)], ["simulate", "CONFIG", "--seed", "-1"],
+    ["optimize", "CONFIG", "--method", "brute"], ["verify", "CONFIG", "--patterns", "0"],
+    ["train", "CONFIG", "--iterations", str(10**30)], ["sweep", "SWEEP", "--jobs", "0"],
+    ["sweep", "SWEEP", "--jobs", "100000"], ["sweep", "SWEEP", "--executor", "dask", "--scheduler", "nonsense"],
+    ["sweep", "SWEEP", "--executor", "dask", "--scheduler", "tcp://[::1"],
+    ["sweep", "SWEEP", "--executor", "dask", "--scheduler", "http://host:8786"],
+    ["sweep", "SWEEP", "--executor", "serial", "--scheduler", "tcp://host:8786"],
+])
+def test_hostile_options_are_one_line_errors(cli, write_config, tmp_path, args):
+    config = write_config(_config())
+    sweep = write_config(f"name: s\nbase: {config.name}\ngrid:\n  seed: [1, 2]\n", "sweep.yaml")
+    args = [str(config) if a == "CONFIG" else str(sweep) if a == "SWEEP" else a for a in args]
+    started = time.perf_counter()
+    result = cli(*args, "--quiet", "--out", tmp_path / "out")
+    assert result.exit_code == 2, (result.output, result.exception)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert time.perf_counter() - started < 30
