@@ -89,6 +89,8 @@ def load_yaml(path: str | Path) -> Any:
         if size > MAX_BYTES:
             raise ConfigError(f"the file has {size} bytes; config files are limited to {MAX_BYTES} bytes",
                               source=path)
+        if size == 0:  # (also kernel files such as /proc/kmsg, whose reads can block forever)
+            return None
         data = path.read_bytes()[:MAX_BYTES + 1]
     except OSError as err:
         raise ConfigError(f"cannot read the file: {err.strerror or err}", source=path) from None

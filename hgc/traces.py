@@ -51,6 +51,8 @@ def load_trace(path: Path, column: str, key: str) -> np.ndarray:
         size = path.stat().st_size
         if size > MAX_TRACE_BYTES:
             raise ConfigError(f"trace {path} has {size} bytes, above the limit of {MAX_TRACE_BYTES}", key)
+        if size == 0:  # (also kernel files such as /proc/kmsg, whose reads can block forever)
+            raise ConfigError(f"trace {path} is empty", key)
         with path.open("r", encoding="utf-8-sig", errors="strict", newline="") as handle:
             return _read(handle, path, column, key, column_key)
     except UnicodeDecodeError:
