@@ -221,8 +221,11 @@ def _read_results(path: Path) -> pd.DataFrame:
     Anything else is a :class:`ConfigError` naming the file (never a traceback)."""
     required, numeric = _INPUTS[path.name]
     try:
-        if path.stat().st_size > MAX_CSV_BYTES:
+        size = path.stat().st_size
+        if size > MAX_CSV_BYTES:
             raise ConfigError(f"larger than {MAX_CSV_BYTES} bytes; not a results file hgc plots", source=path)
+        if size == 0:
+            raise ConfigError("cannot plot: the file is empty", source=path)
         table = pd.read_csv(path, encoding="utf-8")
     except ConfigError:
         raise
