@@ -12,13 +12,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
-
 from hgc.errors import ConfigError
+from hgc.safe_yaml import load_yaml
 from hgc.schemes import SchemeSpec, default_schemes, parse_schemes
 from hgc.timing import TimingModel, parse_timing
 from hgc.topology import Topology, parse_topology
-from hgc.validation import as_float, as_int, as_mapping, check_keys, describe, join
+from hgc.limits import MAX_PARTITIONS, check_timing
+from hgc.validation import as_float, as_int, as_mapping, as_name, check_keys, describe, join
 
 TOP_LEVEL_KEYS = ("name", "description", "seed", "trials", "topology", "timing", "schemes", "train", "data")
 DEFAULT_SEED = 0
@@ -173,20 +173,9 @@ def _absolute_trace_paths(node: Any, base_dir: Path) -> None:
 
 
 def read_yaml(path: Path) -> Any:
-    """Parse a YAML file; a missing file or a syntax error is a :class:`ConfigError` naming the line."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError("file not found" if not path.exists() else "not a file", source=path)
-    try:
-        with path.open() as handle:
-            return yaml.safe_load(handle)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise ConfigError(f"malformed YAML: {where}{problem}", source=path) from None
-    except UnicodeDecodeError:
-        raise ConfigError("not a text (UTF-8) file", source=path) from None
+    """Parse a YAML file with the safe loader of :mod:`hgc.safe_yaml` (bounded aliases, nesting and size;
+    duplicate keys refused); every problem is a :class:`ConfigError` naming the file and line or key."""
+    return load_yaml(path)
 
 
 def load_config(path: str | Path) -> ExperimentConfig:
@@ -213,9 +202,7 @@ def config_from_mapping(raw: Any, *, source: Path | None = None, default_name: s
     if base_dir is None and source is not None:
         base_dir = Path(source).parent
 
-    name = raw.setdefault("name", default_name)
-    if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
-        raise ConfigError(f"expected a file-name-safe string, got {describe(name)}", "name")
+    name = as_name(raw.setdefault("name", default_name), "name")
     raw["seed"] = seed = as_int(raw.get("seed", DEFAULT_SEED), "seed", minimum=0)
     raw["trials"] = trials = as_int(raw.get("trials", DEFAULT_TRIALS), "trials", minimum=1)
     if "description" in raw and not isinstance(raw["description"], str):
@@ -223,6 +210,7 @@ def config_from_mapping(raw: Any, *, source: Path | None = None, default_name: s
 
     topology = parse_topology(raw["topology"])
     timing = parse_timing(raw["timing"], topology, base_dir=base_dir)
+    check_timing(timing)
     schemes = parse_schemes(raw["schemes"], "schemes", topology) if "schemes" in raw else default_schemes()
     train = parse_train(raw.get("train", {}), "train")
     data = parse_data(raw.get("data", {}), "data")
@@ -266,4 +254,5 @@ def parse_data(raw: Any, key: str) -> DataConfig:
     raw = as_mapping(raw if raw is not None else {}, key)
     check_keys(raw, key, ("partitions",))
     partitions = raw.get("partitions")
-    return DataConfig(None if partitions is None else as_int(partitions, join(key, "partitions"), minimum=1))
+    return DataConfig(None if partitions is None
+                      else as_int(partitions, join(key, "partitions"), minimum=1, maximum=MAX_PARTITIONS))

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from hgc.config import ExperimentConfig
+from hgc.errors import Interrupted
 from hgc.output import run_metadata, write_csv, write_json, write_yaml
 from hgc.progress import ProgressFactory, chunk_progress
 from hgc.schemes import BASELINE, ResolveContext, Resolved, baseline_spec
@@ -67,7 +68,8 @@ class SimulationResult:
             write_yaml(self.config.resolved(), out_dir / "config.resolved.yaml"),
             write_json(run_metadata(
                 "simulate", seed=self.seed, trials=self.run.trials_done, trials_requested=self.trials_requested,
-                interrupted=self.run.interrupted, seconds=round(self.run.seconds, 3), chunk_trials=CHUNK_TRIALS,
+                interrupted=self.run.interrupted, complete=not self.run.interrupted,
+                seconds=round(self.run.seconds, 3), chunk_trials=CHUNK_TRIALS,
                 strategies=strategies), out_dir / "metadata.json"),
         ]
 
@@ -91,11 +93,9 @@ def resolve_scheme(config: ExperimentConfig, spec: object) -> Resolved:
 
 def speedup(baseline: float, time: float) -> float:
     """``baseline / time`` for two times per successful iteration; NaN (a blank cell) when either is
-    undefined, and 1 when both are zero (all-zero delays: neither is faster)."""
-    if not (math.isfinite(baseline) and math.isfinite(time)):
+    undefined or ``time`` is 0 (all-zero delays: no ratio is defined)."""
+    if not (math.isfinite(baseline) and math.isfinite(time)) or time <= 0.0:
         return math.nan
-    if time == 0.0:
-        return 1.0 if baseline == 0.0 else math.nan
     return baseline / time
 
 
@@ -120,8 +120,9 @@ def simulate(config: ExperimentConfig, *, trials: int | None = None, seed: int |
     """Monte Carlo iteration time of every scheme in ``config`` (``trials``/``seed`` override the config).
 
     A baseline (uncoded) run is always simulated on the same draws for the ``speedup`` column, even when
-    the config does not list it. Interrupting (Ctrl-C) returns the statistics of the completed chunks.
-    ``progress`` draws bars for pilots, searches and the Monte Carlo run.
+    the config does not list it. Interrupting (Ctrl-C) the main run returns the statistics of the completed
+    chunks (``run.interrupted`` set); an interrupt before any chunk finished, or while ``auto`` schemes
+    are being chosen, propagates. ``progress`` draws bars for pilots, searches and the Monte Carlo run.
     """
     config = config.with_overrides(seed=seed, trials=trials)
     context = ResolveContext(config.timing, config.seed, progress)
@@ -132,8 +133,13 @@ def simulate(config: ExperimentConfig, *, trials: int | None = None, seed: int |
         spec = baseline_spec()
         strategies.append(spec.scheme.resolve(spec, context).strategy)
         baseline = len(strategies) - 1
-    run = run_strategies(config.timing, strategies, seed=config.seed, trials=config.trials,
-                         progress=chunk_progress(progress, "simulate", config.trials))
+    try:
+        run = run_strategies(config.timing, strategies, seed=config.seed, trials=config.trials,
+                             progress=chunk_progress(progress, "simulate", config.trials))
+    except Interrupted as stop:  # report the completed trials, labelled (run.interrupted); none: stop
+        if stop.partial is None or stop.partial.trials_done == 0:
+            raise
+        run = stop.partial
     baseline_effective = run.statistics[baseline].effective_time
     rows = [summary_row(r, stats, baseline_effective, config.seed) for r, stats in zip(schemes, run.statistics)]
     summary = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)

@@ -129,7 +129,10 @@ def _table(rows: list[Candidate], run: MonteCarloRun, seed: int, include_timings
         edge_ids, worker_ids = node_ids(st)
         expected = ev.expected_time if ev is not None else math.nan
         value = objective(ev) if ev is not None else stats.effective_time
-        gap = math.nan if (row.role == "search" and not has_truth) else value / best - 1.0
+        if (row.role == "search" and not has_truth) or not best > 0:
+            gap = math.nan  # (all delays zero: every strategy takes no time, no ratio is defined)
+        else:
+            gap = value / best - 1.0
         records.append({
             "strategy": row.label, "scheme": st.kind, "method": row.method,
             "edges": st.n_edges, "workers": st.n_workers, "edge_ids": edge_ids, "worker_ids": worker_ids,

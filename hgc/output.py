@@ -1,8 +1,11 @@
 """Writing results: atomic files, CSV formatting and run metadata.
 
 Every file is written to a temporary name in the same directory and renamed into place, so an interrupted
-run never leaves a half-written file and never destroys a complete one. CSVs are formatted
-deterministically: the same config and seed give byte-identical files.
+run never leaves a half-written file and never destroys a complete one. Files get the permissions the
+user's umask allows (as any file the user creates), not a temporary file's private ``0600``. A file or
+directory that cannot be written is a :class:`~hgc.errors.ConfigError` naming it (one line, exit status 2
+in the CLI), and the CLI checks its output directory with :func:`prepare_output_dir` *before* computing.
+CSVs are formatted deterministically: the same config and seed give byte-identical files.
 """
 
 from __future__ import annotations
@@ -10,8 +13,8 @@ from __future__ import annotations
 import json
 import os
 import platform
+import secrets
 import sys
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
@@ -21,24 +24,65 @@ import pandas as pd
 import yaml
 
 from hgc import __version__
+from hgc.errors import ConfigError
 
 FLOAT_FORMAT = "%.10g"
+
+
+def _unwritable(path: Path, err: OSError | ValueError) -> ConfigError:
+    reason = (getattr(err, "strerror", None) or str(err)) or type(err).__name__
+    return ConfigError(f"cannot write here: {reason}", source=path)
+
+
+def _create_temporary(directory: Path, name: str) -> tuple[int, Path]:
+    """A new file ``.<name>.<random>.tmp`` in ``directory`` opened for writing, mode ``0666 & ~umask``."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    while True:
+        tmp = directory / f".{name}.{secrets.token_hex(6)}.tmp"
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
 
 
 def atomic_write_text(path: Path, text: str) -> Path:
     """Write ``text`` to ``path`` atomically (temporary file + rename); creates parent directories."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp: Path | None = None
     try:
-        with os.fdopen(fd, "w", newline="") as handle:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = _create_temporary(path.parent, path.name)
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except (OSError, ValueError) as err:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        raise _unwritable(path, err) from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
         raise
+    return path
+
+
+def prepare_output_dir(path: Path) -> Path:
+    """Create ``path`` (and its parents) if needed and check that files can be created in it, by creating
+    and removing a probe file. Raises :class:`ConfigError` naming ``path`` when not."""
+    path = Path(path)
+    try:
+        if path.exists() and not path.is_dir():
+            raise ConfigError(f"cannot write results to {path}: it exists and is not a directory")
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = _create_temporary(path, "hgc-probe")
+        os.close(fd)
+        probe.unlink()
+    except OSError as err:
+        raise ConfigError(f"cannot write results to {path}: {err.strerror or type(err).__name__}") from None
+    except ValueError as err:  # e.g. an embedded NUL in the path
+        raise ConfigError(f"cannot write results to {path}: {err}") from None
     return path
 
 

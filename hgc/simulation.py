@@ -15,11 +15,13 @@ from __future__ import annotations
 import functools
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
 from hgc.distributions import Distribution
+from hgc.errors import Interrupted
+from hgc.interrupts import deferred_interrupts
 from hgc.rng import Stream, stream
 from hgc.schemes import Strategy
 from hgc.timing import TimingModel
@@ -426,10 +428,36 @@ class TimeStatistics:
 # ----------------------------------------------------------------------------------------------------
 # Running strategies over many trials
 
-def chunk_sizes(trials: int, chunk: int = CHUNK_TRIALS) -> list[int]:
-    """Sizes of the chunks that make up ``trials`` trials."""
-    full, rest = divmod(int(trials), chunk)
-    return [chunk] * full + ([rest] if rest else [])
+class ChunkSizes(Sequence[int]):
+    """Sizes of the chunks that make up ``trials`` trials, computed on demand (no list: memory does not
+    grow with the number of trials)."""
+
+    def __init__(self, trials: int, chunk: int = CHUNK_TRIALS):
+        self.chunk = int(chunk)
+        self.full, self.rest = divmod(int(trials), self.chunk)
+
+    def __len__(self) -> int:
+        return self.full + (1 if self.rest else 0)
+
+    def __getitem__(self, index):  # type: ignore[no-untyped-def, override]
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        return self.chunk if index < self.full else self.rest
+
+    def __iter__(self) -> Iterator[int]:
+        for _ in range(self.full):
+            yield self.chunk
+        if self.rest:
+            yield self.rest
+
+
+def chunk_sizes(trials: int, chunk: int = CHUNK_TRIALS) -> ChunkSizes:
+    """Sizes of the chunks that make up ``trials`` trials (a lazy sequence)."""
+    return ChunkSizes(trials, chunk)
 
 
 @dataclass
@@ -447,8 +475,10 @@ def run_strategies(model: TimingModel, strategies: Sequence[Strategy], *, seed: 
                    progress: Callable[[Iterable[int]], Iterable[int]] | None = None) -> MonteCarloRun:
     """Evaluate every strategy on the same ``trials`` sampled iterations.
 
-    ``progress`` wraps the iterable of chunk sizes (e.g. a tqdm bar). A ``KeyboardInterrupt`` stops the
-    run between chunks and returns what was completed, flagged ``interrupted``.
+    ``progress`` wraps the iterable of chunk sizes (e.g. a tqdm bar). A ``KeyboardInterrupt`` (Ctrl-C,
+    SIGTERM) stops the run and raises :class:`~hgc.errors.Interrupted` whose ``partial`` is the
+    :class:`MonteCarloRun` of the completed chunks (flagged ``interrupted``): callers that do not catch it
+    stop too, so a partial run is never mistaken for a finished one.
     """
     compiled = [CompiledStrategy(st, model) for st in strategies]
     statistics = [TimeStatistics() for _ in strategies]
@@ -460,9 +490,11 @@ def run_strategies(model: TimingModel, strategies: Sequence[Strategy], *, seed: 
         for index, size in enumerate(chunks):
             sample = sample_delays(model, stream(seed, stream_id, index), size)
             results = [strategy.iteration_times(sample) for strategy in compiled]
-            for stats, (times, received) in zip(statistics, results):
-                stats.add(times, received)
-            done += size
+            with deferred_interrupts():  # every strategy gets this chunk, or none does
+                for stats, (times, received) in zip(statistics, results):
+                    stats.add(times, received)
+                done += size
     except KeyboardInterrupt:
-        interrupted = True
+        partial = MonteCarloRun(statistics, done, True, time.perf_counter() - started)
+        raise Interrupted(f"interrupted after {done} of {trials} trials", partial) from None
     return MonteCarloRun(statistics, done, interrupted, time.perf_counter() - started)

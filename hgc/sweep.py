@@ -22,6 +22,12 @@ analyses and the hgc version, so a rerun skips exactly the points whose results 
 recomputes any point whose config — or the hgc version — changed. ``sweep.csv`` is assembled from the
 persisted files, in grid order, so it is the same bytes whether the points ran in one go or across
 interrupted runs.
+
+Interruption (Ctrl-C, SIGTERM). A point is persisted only when its run finished: a point whose Monte Carlo
+run was cut short raises instead of returning (see :func:`run_point`), so the resume recomputes it.
+:func:`run_sweep` then writes ``sweep.csv`` from the finished points, labelled partial in
+``metadata.json`` (``"interrupted": true``, ``"complete": false``, ``"pending"``), and raises
+:class:`~hgc.errors.Interrupted` carrying the :class:`SweepRun`.
 """
 
 from __future__ import annotations
@@ -41,11 +47,12 @@ import pandas as pd
 
 from hgc import __version__
 from hgc.config import TOP_LEVEL_KEYS, ExperimentConfig, config_from_mapping, read_yaml, set_dotted
-from hgc.errors import ConfigError
+from hgc.errors import ConfigError, Interrupted
+from hgc.interrupts import deferred_interrupts
 from hgc.output import atomic_write_text, csv_text, run_metadata, write_csv, write_json, write_yaml
 from hgc.progress import NO_PROGRESS, ProgressFactory
 from hgc.rng import Stream, seed_sequence
-from hgc.validation import as_list, as_mapping, check_keys, describe, join, suggestion
+from hgc.validation import as_list, as_mapping, as_name, check_keys, describe, join, suggestion
 
 SWEEP_KEYS = ("name", "description", "base", "grid", "zip", "analyses")
 ANALYSES = ("simulate", "optimize")
@@ -157,9 +164,7 @@ def sweep_from_mapping(raw: Any, *, source: Path | None = None) -> SweepConfig:
                           "'hgc simulate', or write a sweep file whose base: is this file", source=source)
     check_keys(raw, "", SWEEP_KEYS, ("base",))
     here = Path(source).parent if source is not None else Path(".")
-    name = raw.get("name", Path(source).stem if source is not None else "sweep")
-    if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
-        raise ConfigError(f"expected a file-name-safe string, got {describe(name)}", "name")
+    name = as_name(raw.get("name", Path(source).stem if source is not None else "sweep"), "name")
     description = raw.get("description", "")
     if not isinstance(description, str):
         raise ConfigError(f"expected a string, got {describe(description)}", "description")
@@ -345,6 +350,8 @@ def run_point(task: PointTask) -> PointOutcome:
         config = config_from_mapping(task.raw, default_name=str(task.raw.get("name", "sweep")),
                                      base_dir=Path(task.base_dir) if task.base_dir else None)
         result = simulate(config)
+        if result.run.interrupted:  # a partial point is never returned as finished
+            raise Interrupted(f"point {task.index} interrupted after {result.run.trials_done} trials")
         summary = _with_params(result.summary, task.params)
         optimize = None
         if "optimize" in task.analyses:
@@ -440,10 +447,16 @@ class SweepRun:
     out_dir: Path
     seconds: float
     written: list[Path] = field(default_factory=list)
+    interrupted: bool = False
 
     @property
     def ok(self) -> bool:
-        return not self.failed
+        return not self.failed and not self.interrupted
+
+    @property
+    def pending(self) -> int:
+        """Points neither finished (now or before) nor failed: those an interrupt left undone."""
+        return len(self.points) - len(self.resumed) - len(self.computed) - len(self.failed)
 
 
 def run_sweep(sweep: SweepConfig, out_dir: Path, executor: Any, *,
@@ -455,6 +468,9 @@ def run_sweep(sweep: SweepConfig, out_dir: Path, executor: Any, *,
     ``metadata.json``.
 
     ``progress`` draws a bar advanced once per finished point (resumed points count as done).
+
+    On Ctrl-C / SIGTERM the tables of the points finished so far are written, labelled partial, and
+    :class:`~hgc.errors.Interrupted` is raised with the :class:`SweepRun` as ``partial``.
     """
     start = time.perf_counter()
     out_dir = Path(out_dir)
@@ -467,24 +483,41 @@ def run_sweep(sweep: SweepConfig, out_dir: Path, executor: Any, *,
     bar.update(len(resumed))
     computed: list[PointOutcome] = []
     failed: list[PointOutcome] = []
+    interrupted = False
     try:
         for task, outcome, error in executor.run(run_point, todo):
+            if isinstance(error, KeyboardInterrupt):
+                raise error
             if error is not None:  # the executor itself failed for this task (e.g. a worker died)
                 outcome = PointOutcome(task.index, task.store_key, task.params, float("nan"),
                                        error=f"{type(error).__name__}: {error}".replace("\n", " "))
             if outcome.ok:
-                store.save(outcome)
-                computed.append(outcome)
+                with deferred_interrupts():
+                    store.save(outcome)
+                    computed.append(outcome)
             else:
                 failed.append(outcome)
             if bar is not None:
                 bar.update(1)
                 state = "ok" if outcome.ok else "FAILED"
                 bar.set_postfix_str(f"last: point {outcome.index} {state} {outcome.seconds:.2f}s")
+    except KeyboardInterrupt:
+        interrupted = True
     finally:
         if bar is not None:
             bar.close()
 
+    with deferred_interrupts():  # the summary files describe one state of the store
+        run = _write_outputs(sweep, out_dir, points, store, resumed, computed, failed, start, metadata, interrupted)
+    if interrupted:
+        raise Interrupted(f"sweep interrupted with {run.pending} of {len(points)} points pending", run)
+    return run
+
+
+def _write_outputs(sweep: SweepConfig, out_dir: Path, points: list[SweepPoint], store: PointStore,
+                   resumed: list[int], computed: list[PointOutcome], failed: list[PointOutcome], start: float,
+                   metadata: Mapping[str, Any] | None, interrupted: bool) -> SweepRun:
+    """``sweep.csv``, ``optimize.csv``, ``failures.csv``, ``sweep.resolved.yaml`` and ``metadata.json``."""
     written = []
     summary = assemble(points, store)
     if summary is not None:
@@ -503,7 +536,7 @@ def run_sweep(sweep: SweepConfig, out_dir: Path, executor: Any, *,
     write_yaml(sweep.to_mapping(), out_dir / "sweep.resolved.yaml")
 
     seconds = time.perf_counter() - start
-    timings = []
+    timings: list[dict[str, Any]] = []
     for point in points:
         if store.is_done(point.store_key):
             info = store.info(point.store_key)
@@ -514,11 +547,13 @@ def run_sweep(sweep: SweepConfig, out_dir: Path, executor: Any, *,
         timings.append({"point": outcome.index, "key": outcome.store_key, "params": outcome.params,
                         "status": "failed", "seconds": round(outcome.seconds, 4), "error": outcome.error,
                         "traceback": outcome.traceback})
-    timings.sort(key=lambda t: t["point"])
+    timings.sort(key=lambda t: int(t["point"]))
+    run = SweepRun(points, resumed, computed, failed, out_dir, seconds, written, interrupted)
     write_json(run_metadata(
         "sweep", sweep=sweep.name, source=str(sweep.source) if sweep.source else None,
         points=len(points), resumed=len(resumed), computed=len(computed), failed=len(failed),
+        pending=run.pending, interrupted=interrupted, complete=run.pending == 0,
         seconds=round(seconds, 3), swept_keys=sweep.swept_keys, analyses=list(sweep.analyses),
         **(dict(metadata) if metadata else {}), point_timings=timings,
     ), out_dir / "metadata.json")
-    return SweepRun(points, resumed, computed, failed, out_dir, seconds, written)
+    return run

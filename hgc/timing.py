@@ -20,6 +20,7 @@ import numpy as np
 
 from hgc.distributions import ZERO, Distribution, parse_distribution
 from hgc.errors import ConfigError
+from hgc.limits import MAX_DELAY, MAX_SPEED, MIN_SPEED
 from hgc.topology import Topology
 from hgc.validation import as_float, as_int, as_list, as_mapping, as_probability, check_keys, join
 
@@ -109,9 +110,9 @@ def _parse_node(raw: Any, key: str, keys: tuple[str, ...], base_dir: Path | None
     parsed: dict[str, Any] = {}
     for name, value in raw.items():
         if name == "speed":
-            parsed[name] = as_float(value, join(key, name), positive=True)
+            parsed[name] = as_float(value, join(key, name), minimum=MIN_SPEED, maximum=MAX_SPEED)
         elif name == "per_vector":
-            parsed[name] = as_float(value, join(key, name), minimum=0.0)
+            parsed[name] = as_float(value, join(key, name), minimum=0.0, maximum=MAX_DELAY)
         else:
             parsed[name] = parse_distribution(value, join(key, name), base_dir)
     return parsed

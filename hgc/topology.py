@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from hgc.errors import ConfigError
+from hgc.limits import MAX_EDGES, MAX_WORKERS, check_topology_size
 from hgc.validation import as_int, as_list, as_mapping, check_keys, join
 
 
@@ -54,8 +55,11 @@ def parse_topology(raw: Any, key: str = "topology") -> Topology:
     check_keys(raw, key, ("edges", "workers"), ("workers",))
     workers_raw = raw["workers"]
     if isinstance(workers_raw, (list, tuple)):
-        workers = tuple(as_int(m, join(join(key, "workers"), i), minimum=1)
-                        for i, m in enumerate(as_list(workers_raw, join(key, "workers"))))
+        items = as_list(workers_raw, join(key, "workers"))
+        if len(items) > MAX_EDGES:
+            raise ConfigError(f"at most {MAX_EDGES} edges are supported, got {len(items)}", join(key, "workers"))
+        workers = tuple(as_int(m, join(join(key, "workers"), i), minimum=1, maximum=MAX_WORKERS)
+                        for i, m in enumerate(items))
         if not workers:
             raise ConfigError("expected at least one edge's worker count", join(key, "workers"))
         if "edges" in raw:
@@ -63,10 +67,12 @@ def parse_topology(raw: Any, key: str = "topology") -> Topology:
             if n != len(workers):
                 raise ConfigError(f"{n} edges but {len(workers)} worker counts in topology.workers",
                                   join(key, "edges"))
+        check_topology_size(len(workers), workers, key)
         return Topology(workers)
     if "edges" not in raw:
         raise ConfigError("missing required key 'edges' (needed when 'workers' is one number)", key)
-    n = as_int(raw["edges"], join(key, "edges"), minimum=1)
-    m = as_int(workers_raw, join(key, "workers"), minimum=1)
+    n = as_int(raw["edges"], join(key, "edges"), minimum=1, maximum=MAX_EDGES)
+    m = as_int(workers_raw, join(key, "workers"), minimum=1, maximum=MAX_WORKERS)
+    check_topology_size(n, m, key)
     return Topology((m,) * n)
 

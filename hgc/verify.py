@@ -26,8 +26,8 @@ import numpy as np
 import pandas as pd
 
 from hgc.codes import DEFAULT_RTOL, GradientCode, HierarchicalCode, straggler_patterns
-from hgc.errors import ConfigError
-from hgc.output import write_csv
+from hgc.errors import ConfigError, Interrupted
+from hgc.output import run_metadata, write_csv, write_json, write_yaml
 from hgc.progress import ProgressFactory, progress_bar
 from hgc.rng import Stream, stream
 
@@ -213,6 +213,10 @@ def verify_config(config: ExperimentConfig, *, max_patterns: int = DEFAULT_PATTE
     ``out_dir`` is given. An explicit parameter that is inadmissible or a ``K`` that does not fit it raises
     :class:`~hgc.errors.ConfigError`; for ``auto`` values such codes are listed with a note instead.
     ``progress`` draws one bar over the straggler patterns of all codes.
+
+    Ctrl-C / SIGTERM raises :class:`~hgc.errors.Interrupted` whose ``partial`` is the table of the codes
+    checked completely so far (``None`` if none; also written to ``out_dir``); the code being checked
+    is not in it.
     """
     rows: list[dict[str, Any]] = []
     cases = list(_cases(config, tol))
@@ -231,13 +235,41 @@ def verify_config(config: ExperimentConfig, *, max_patterns: int = DEFAULT_PATTE
                              "max_rel_error": check.max_rel_error, "worst_cond": check.worst_cond,
                              "undecodable": check.undecodable, "failures": check.failures, "note": note})
     except KeyboardInterrupt:  # keep the rows already checked, then stop
-        if out_dir is not None and rows:
-            _write(_table(rows), out_dir)
-        raise
+        partial = _table(rows) if rows else None
+        if out_dir is not None and partial is not None:
+            _write(partial, out_dir)
+        raise Interrupted(f"interrupted after {len(rows)} checked codes", partial) from None
     table = _table(rows)
     if out_dir is not None:
         _write(table, out_dir)
     return table
+
+
+@dataclass
+class VerifyResult:
+    """What ``hgc verify`` computes: the table (``verify.csv``), the config, the pattern budget, and whether
+    the run was interrupted (the table then holds the codes checked completely)."""
+
+    table: pd.DataFrame
+    config: ExperimentConfig
+    max_patterns: int
+    interrupted: bool = False
+
+    @property
+    def failures(self) -> int:
+        """Admissible straggler patterns that were not decoded exactly, over all codes."""
+        return int(self.table["failures"].fillna(0).sum())
+
+    def write(self, out_dir: Path) -> list[Path]:
+        """``verify.csv``, ``config.resolved.yaml`` and ``metadata.json`` (labelled partial if interrupted)."""
+        out_dir = Path(out_dir)
+        return [
+            write_csv(self.table, out_dir / "verify.csv"),
+            write_yaml(self.config.resolved(), out_dir / "config.resolved.yaml"),
+            write_json(run_metadata("verify", seed=self.config.seed, max_patterns=self.max_patterns,
+                                    codes=len(self.table), interrupted=self.interrupted,
+                                    complete=not self.interrupted), out_dir / "metadata.json"),
+        ]
 
 
 def _label(row: Mapping[str, Any]) -> str:

@@ -58,9 +58,13 @@ class LazyGroup(click.Group):
         except click.ClickException as err:
             err.show()
             sys.exit(err.exit_code)
-        except click.Abort:
-            click.echo("aborted", err=True)
-            sys.exit(1)
+        except click.Abort as err:  # Ctrl-C outside a command (while starting up)
+            interrupted = isinstance(err.__cause__, KeyboardInterrupt)
+            click.echo("interrupted" if interrupted else "aborted", err=True)
+            sys.exit(130 if interrupted else 1)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
         sys.exit(result if isinstance(result, int) else 0)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:

@@ -1,4 +1,5 @@
-"""Pieces shared by the sub-commands: error handling, common options, overrides, progress, tables."""
+"""Pieces shared by the sub-commands: error handling, interruption, common options, overrides, output
+directories, progress, tables."""
 
 from __future__ import annotations
 
@@ -12,13 +13,25 @@ from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 import click
 
 from hgc.errors import ConfigError
+from hgc.interrupts import sigterm_as_interrupt
 from hgc.progress import ProgressBar, ProgressFactory
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-OPTION_KEYS = frozenset({"method", "jobs", "executor", "scheduler", "trials", "seed", "patterns", "iterations",
-                         "out", "time-scale", "kill"})
+OPTION_KEYS = frozenset({"method", "jobs", "executor", "scheduler", "patterns", "out", "memory", "time-scale",
+                         "kill"})
 """Library error keys that name a command-line option when no file is involved."""
+
+
+INTERRUPTED_EXIT = 130
+
+
+def _attributed(err: ConfigError, kwargs: dict[str, Any]) -> ConfigError:
+    """``err`` naming the command's CONFIG file when it names none and is not about a CLI option."""
+    config = kwargs.get("config")
+    if err.source is None and config is not None and not err.key.startswith("--") and err.key not in OPTION_KEYS:
+        return err.with_source(config)
+    return err
 
 
 def cli_message(err: ConfigError) -> str:
@@ -29,22 +42,27 @@ def cli_message(err: ConfigError) -> str:
 
 
 def handle_errors(func: F) -> F:
-    """Turn bad input into one line on stderr and exit status 2; an interrupt into exit status 130.
+    """Run a command under the CLI's rules for errors and interruption.
 
-    Anything already written by the command stays on disk (commands write results atomically as they
-    finish), so an interrupted run loses nothing it had completed.
+    * Bad input (:class:`ConfigError`, including files that cannot be written) → one line
+      ``error: FILE: KEY.PATH: message`` on stderr and exit status 2; a problem found after loading names
+      the command's CONFIG file.
+    * Ctrl-C or SIGTERM → exit status 130. Commands catch the interrupt themselves where they have
+      complete results to write (labelled as partial); by the time it reaches here, nothing unfinished
+      has been written (see :mod:`hgc.interrupts`).
     """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return func(*args, **kwargs)
+            with sigterm_as_interrupt():
+                return func(*args, **kwargs)
         except ConfigError as err:
-            click.echo(f"error: {cli_message(err)}", err=True)
+            click.echo(f"error: {cli_message(_attributed(err, kwargs))}", err=True)
             sys.exit(2)
         except KeyboardInterrupt:
-            click.echo("interrupted: results written so far are kept", err=True)
-            sys.exit(130)
+            click.echo("interrupted: nothing unfinished was saved", err=True)
+            sys.exit(INTERRUPTED_EXIT)
 
     return wrapper  # type: ignore[return-value]
 
@@ -58,7 +76,11 @@ out_option = click.option(
     "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
     help="Output directory [default: results/<config name>/].",
 )
-seed_option = click.option("--seed", type=click.IntRange(min=0), default=None, help="Override the config's seed.")
+seed_option = click.option("--seed", type=click.IntRange(min=0, max=2**63 - 1), default=None,
+                           help="Override the config's seed.")
+allow_large_option = click.option(
+    "--allow-large", is_flag=True,
+    help="Run even when the estimated memory or work exceeds hgc's limits (see docs/limits.md).")
 quiet_option = click.option("--quiet", is_flag=True, help="Print nothing but errors and warnings (no tables, no progress bars).")
 progress_option = click.option("--progress", "force_progress", is_flag=True,
                                help="Show progress bars even when stderr is not a terminal.")
@@ -69,12 +91,26 @@ dry_run_option = click.option("--dry-run", is_flag=True,
 
 def trials_option(help_text: str = "Override the config's number of trials.") -> Callable[[F], F]:
     """``--trials N`` (N >= 1)."""
-    return click.option("--trials", type=click.IntRange(min=1), default=None, help=help_text)
+    return click.option("--trials", type=click.IntRange(min=1, max=2**63 - 1), default=None, help=help_text)
 
 
 def default_out_dir(name: str, out_dir: Path | None) -> Path:
     """``out_dir`` if given, else ``results/<name>/`` relative to the working directory."""
     return out_dir if out_dir is not None else Path("results") / name
+
+
+def output_dir(name: str, out_dir: Path | None) -> Path:
+    """The output directory (see :func:`default_out_dir`), created and checked writable *before* any
+    computation; a problem is a :class:`ConfigError` on ``--out`` (or on ``name``, which names the
+    default directory)."""
+    from hgc.output import prepare_output_dir  # noqa: PLC0415 - keeps `hgc --help` fast
+
+    path = default_out_dir(name, out_dir)
+    try:
+        prepare_output_dir(path)
+    except ConfigError as err:
+        raise ConfigError(err.message, "--out" if out_dir is not None else "name") from None
+    return path
 
 
 # ----------------------------------------------------------------------------------------------------

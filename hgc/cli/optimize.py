@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
-from hgc.cli.common import (config_argument, default_out_dir, echo_table, handle_errors, load_experiment, out_option,
-                            overrides_argument, progress_factory, progress_option, quiet_option, seed_option,
-                            trials_option)
+from hgc.cli.common import (allow_large_option, config_argument, echo_table, handle_errors, load_experiment,
+                            out_option, output_dir, overrides_argument, progress_factory, progress_option,
+                            quiet_option, seed_option, trials_option)
 
 TABLE_COLUMNS = ["strategy", "edges", "workers", "s_e", "s_w", "s", "load", "effective_time", "mc_effective_time",
                  "mc_sem_time", "speedup", "optimality_gap", "optimizer_seconds", "edge_ids"]
@@ -23,23 +23,29 @@ TABLE_COLUMNS = ["strategy", "edges", "workers", "s_e", "s_w", "s", "load", "eff
 @trials_option("Monte Carlo trials of the check [default: the config's].")
 @seed_option
 @out_option
+@allow_large_option
 @quiet_option
 @progress_option
 @handle_errors
 def optimize(config: Path, overrides: tuple[str, ...], method: str, trials: int | None, seed: int | None,
-             out_dir: Path | None, quiet: bool, force_progress: bool) -> None:
+             out_dir: Path | None, allow_large: bool, quiet: bool, force_progress: bool) -> None:
     """Choose participating nodes and tolerances (JNCSS); writes optimize.csv.
 
     Rows: uncoded, the best flat GC, the best HGC on all nodes, JNCSS greedy and (when feasible)
     JNCSS exhaustive, each with its analytic time per successful iteration and a Monte Carlo check.
-    KEY=VALUE arguments set config keys for this run.
+    KEY=VALUE arguments set config keys for this run. Ctrl-C or SIGTERM writes nothing (the rows are
+    only meaningful together) and exits with status 130.
     """
-    from hgc.optimize import optimize as run_optimize  # noqa: PLC0415 - keeps `hgc --help` fast
+    from hgc.interrupts import deferred_interrupts  # noqa: PLC0415 - keeps `hgc --help` fast
+    from hgc.limits import check_run
+    from hgc.optimize import optimize as run_optimize
 
     experiment = load_experiment(config, overrides, seed=seed, trials=trials)
-    out_dir = default_out_dir(experiment.name, out_dir)
+    check_run(experiment, "optimize", trials=trials, allow_large=allow_large)
+    out_dir = output_dir(experiment.name, out_dir)
     result = run_optimize(experiment, method=method, progress=progress_factory(quiet, force_progress))
-    result.write(out_dir)
+    with deferred_interrupts():  # the three files describe the same run
+        result.write(out_dir)
     if not quiet:
         echo_table(result.table, TABLE_COLUMNS)
         searches = ", ".join(f"{c.label} {c.seconds:.2f} s" for c in result.candidates if c.role)

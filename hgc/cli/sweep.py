@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from hgc.cli.common import (default_out_dir, handle_errors, out_option, overrides_argument, parse_overrides,
-                            progress_factory, progress_option, quiet_option)
+from hgc.cli.common import (INTERRUPTED_EXIT, allow_large_option, handle_errors, out_option, output_dir,
+                            overrides_argument, parse_overrides, progress_factory, progress_option, quiet_option)
 
 EXECUTORS = ("serial", "process", "dask")  # hgc.executors.EXECUTORS (not imported: keeps --help fast)
 
@@ -18,34 +18,58 @@ EXECUTORS = ("serial", "process", "dask")  # hgc.executors.EXECUTORS (not import
 @overrides_argument
 @click.option("--executor", "executor_kind", type=click.Choice(EXECUTORS), default="process", show_default=True,
               help="Where points run: this process, local worker processes, or a Dask cluster.")
-@click.option("--jobs", type=click.IntRange(min=1), default=None,
+@click.option("--jobs", type=click.IntRange(min=1, max=4096), default=None,
               help="Worker processes (process executor, local Dask cluster) [default: CPUs available].")
 @click.option("--scheduler", default=None, metavar="ADDRESS",
               help="Dask scheduler address, e.g. tcp://10.0.0.5:8786 (with --executor dask); "
                    "without it a local Dask cluster is started.")
 @out_option
+@allow_large_option
 @quiet_option
 @progress_option
 @handle_errors
 def sweep(config: Path, overrides: tuple[str, ...], executor_kind: str, jobs: int | None, scheduler: str | None,
-          out_dir: Path | None, quiet: bool, force_progress: bool) -> None:
+          out_dir: Path | None, allow_large: bool, quiet: bool, force_progress: bool) -> None:
     """Run every point of a sweep file, in parallel and resumably; writes sweep.csv.
 
     One row per point and scheme. Points already finished under the output directory (same resolved
     config, same hgc version) are skipped, so an interrupted sweep resumes where it stopped. A failing
     point is reported with its parameters in failures.csv and the command exits with status 1 after the
-    other points finish. KEY=VALUE arguments set keys of the base config for every point.
+    other points finish. KEY=VALUE arguments set keys of the base config for every point. Ctrl-C or SIGTERM
+    keeps every finished point, writes sweep.csv from them (labelled partial in metadata.json) and exits
+    with status 130; a point that did not finish is never saved.
     """
-    from hgc.executors import make_executor  # noqa: PLC0415 - keeps `hgc --help` fast
-    from hgc.sweep import expand_points, load_sweep, run_sweep, with_base_values
+    from hgc.errors import ConfigError, Interrupted  # noqa: PLC0415 - keeps `hgc --help` fast
+    from hgc.executors import make_executor
+    from hgc.limits import check_monte_carlo, check_sweep_points, sweep_size
+    from hgc.sweep import SweepRun, expand_points, load_sweep, run_sweep, with_base_values
 
     spec = with_base_values(load_sweep(config), parse_overrides(overrides))
+    lengths = [len(values) for values in spec.grid.values()]
+    if spec.zip:
+        lengths.append(len(next(iter(spec.zip.values()))))
+    check_sweep_points(sweep_size(lengths), allow_large=allow_large)
     points = expand_points(spec)  # every point is validated before anything runs
-    out_dir = default_out_dir(spec.name, out_dir)
-    with make_executor(executor_kind, jobs, scheduler) as executor:
-        facts = executor.describe()
-        run = run_sweep(spec, out_dir, executor, points=points, progress=progress_factory(quiet, force_progress),
-                        metadata=facts)
+    for point in points:
+        try:
+            check_monte_carlo(point.config.topology, point.config.trials, allow_large=allow_large)
+        except ConfigError as err:
+            raise ConfigError(f"{err.key}: {err.message}", f"point {point.index} ({point.label})", config) from None
+    out_dir = output_dir(spec.name, out_dir)
+    facts: dict[str, object] = {}
+    try:
+        with make_executor(executor_kind, jobs, scheduler) as executor:
+            facts = executor.describe()
+            run = run_sweep(spec, out_dir, executor, points=points,
+                            progress=progress_factory(quiet, force_progress), metadata=facts)
+    except Interrupted as stop:
+        if not isinstance(stop.partial, SweepRun):
+            raise
+        run = stop.partial
+        click.echo(f"interrupted: {len(run.computed)} points finished in this run and were saved, {run.pending} "
+                   f"pending; {out_dir / 'sweep.csv'} holds the finished points (labelled partial in "
+                   "metadata.json); rerun to resume", err=True)
+        sys.exit(INTERRUPTED_EXIT)
 
     if not quiet:
         click.echo(f"{len(run.points)} points: {len(run.computed)} computed, {len(run.resumed)} already done, "

@@ -19,11 +19,13 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from hgc.distributions.base import PARAM_CHECKS, Distribution, Param, Shape, bisect_quantiles
-from hgc.distributions.empirical import Empirical, load_trace
+from hgc.distributions.empirical import Empirical
 from hgc.distributions.families import (ZERO, Constant, Exponential, Gamma, LogNormal, Pareto, ShiftedExponential,
                                         StandardFamily, Uniform, Weibull)
 from hgc.distributions.mixtures import Bimodal
+from hgc.traces import load_trace
 from hgc.errors import ConfigError
+from hgc.limits import check_delay
 from hgc.validation import as_float, as_mapping, as_probability, check_keys, describe, join, suggestion
 
 FAMILIES: dict[str, type[Distribution]] = {
@@ -50,7 +52,7 @@ def _check_value(param: Param, value: Any, key: str, base_dir: Path | None) -> A
     if param.check == "positive":
         return as_float(value, key, positive=True)
     if param.check == "real":
-        return as_float(value, key)
+        return as_float(value, key, minimum=param.minimum, maximum=param.maximum)
     if param.check == "probability":
         return as_probability(value, key)
     if param.check == "distribution":
@@ -69,16 +71,20 @@ def parse_distribution(spec: Any, key: str, base_dir: Path | None = None) -> Dis
     """
     if not isinstance(spec, Mapping):
         if isinstance(spec, (int, float)) and not isinstance(spec, bool):
-            return Constant(as_float(spec, key, minimum=0.0))
+            constant = Constant(as_float(spec, key, minimum=0.0))
+            check_delay(constant, key)
+            return constant
         raise ConfigError(f"expected a distribution mapping such as {{dist: exponential, mean: 1.0}} "
                           f"or a number of seconds, got {describe(spec)}", key)
     spec = as_mapping(spec, key)
     if "dist" not in spec:
         raise ConfigError(f"missing required key 'dist' (one of: {', '.join(DISTRIBUTION_NAMES)})", key)
     name = spec["dist"]
-    if not isinstance(name, str) or name not in FAMILIES:
-        raise ConfigError(f"unknown distribution {describe(name)}"
-                          f"{suggestion(name, DISTRIBUTION_NAMES) if isinstance(name, str) else ''} "
+    if not isinstance(name, str):
+        raise ConfigError(f"expected a distribution name (one of: {', '.join(DISTRIBUTION_NAMES)}), "
+                          f"got {describe(name)}", join(key, "dist"))
+    if name not in FAMILIES:
+        raise ConfigError(f"unknown distribution {describe(name)}{suggestion(name, DISTRIBUTION_NAMES)} "
                           f"(one of: {', '.join(DISTRIBUTION_NAMES)})", join(key, "dist"))
     family = FAMILIES[name]
     grouped = {p for group in family.exactly_one_of for p in group}
@@ -90,7 +96,9 @@ def parse_distribution(spec: Any, key: str, base_dir: Path | None = None) -> Dis
             raise ConfigError(f"give exactly one of {' or '.join(repr(p) for p in group)}", key)
     values = {p.name: _check_value(p, spec[p.name], join(key, p.name), base_dir)
               for p in family.parameters if p.name in spec}
-    return family.from_config(values, key, base_dir)
+    dist = family.from_config(values, key, base_dir)
+    check_delay(dist, key)
+    return dist
 
 
 def distribution_table() -> str:

@@ -44,6 +44,8 @@ class Param:
     check: str
     meaning: str
     required: bool = True
+    minimum: float | None = None
+    maximum: float | None = None
 
     def __post_init__(self) -> None:
         if self.check not in PARAM_CHECKS:

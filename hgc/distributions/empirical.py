@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import math
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -12,35 +10,7 @@ from typing import Any, ClassVar, Mapping
 import numpy as np
 
 from hgc.distributions.base import ArrayLike, Distribution, Param, Shape
-from hgc.errors import ConfigError
-from hgc.validation import suggestion
-
-
-def load_trace(path: Path, column: str, key: str) -> np.ndarray:
-    """Delays (seconds) from ``column`` of the CSV trace at ``path``; every value must be a number >= 0."""
-    if not path.is_file():
-        raise ConfigError(f"trace file not found: {path}", key)
-    with path.open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        columns = list(reader.fieldnames or [])
-        if column not in columns:
-            raise ConfigError(
-                f"trace {path} has no column '{column}'{suggestion(column, columns)} "
-                f"(columns: {', '.join(columns) or 'none'})", key.rsplit(".", 1)[0] + ".column")
-        values = []
-        for line, row in enumerate(reader, start=2):
-            text = (row.get(column) or "").strip()
-            try:
-                value = float(text)
-            except ValueError:
-                raise ConfigError(f"trace {path} line {line}: '{text}' in column '{column}' is not a number",
-                                  key) from None
-            if not math.isfinite(value) or value < 0:
-                raise ConfigError(f"trace {path} line {line}: delay must be finite and >= 0, got {text}", key)
-            values.append(value)
-    if not values:
-        raise ConfigError(f"trace {path} has no rows", key)
-    return np.asarray(values, dtype=float)
+from hgc.traces import load_trace
 
 
 @dataclass(frozen=True, eq=False)

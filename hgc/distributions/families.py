@@ -18,6 +18,7 @@ import numpy as np
 
 from hgc.distributions.base import ArrayLike, Distribution, Param, Shape
 from hgc.errors import ConfigError
+from hgc.limits import MAX_DELAY
 
 
 class _LazySpecial:
@@ -366,7 +367,8 @@ class LogNormal(StandardFamily):
     """``exp(N(mu, sigma²))`` seconds (``mu``, ``sigma`` of the underlying normal)."""
 
     config_name: ClassVar[str] = "lognormal"
-    parameters: ClassVar[tuple[Param, ...]] = (Param("mu", "real", "mean of log(delay / 1 s)"),
+    parameters: ClassVar[tuple[Param, ...]] = (Param("mu", "real", "mean of log(delay / 1 s)", minimum=-700.0,
+                                                      maximum=round(math.log(MAX_DELAY), 4)),
                                                 Param("sigma", "positive", "standard deviation of log(delay)"))
     description: ClassVar[str] = "heavy right tail"
 

@@ -23,6 +23,8 @@ import pandas as pd
 
 from hgc.errors import ConfigError
 
+MAX_CSV_BYTES = 256 * 2**20
+"""Largest results CSV ``hgc plot`` reads (bytes)."""
 Z95 = 1.959963984540054  # two-sided 95 % normal quantile: intervals are ± Z95 standard errors
 
 
@@ -32,13 +34,18 @@ def read_table(path: Path, *, required: Sequence[str] = (), numeric: Iterable[st
     the header, the ``required`` columns present and the ``numeric`` columns (those present) numbers or
     blank. ``what`` names the command that writes the file, for the error messages."""
     path = Path(path)
+    hint = f" (expected the file written by {what})" if what else ""
     try:
+        size = path.stat().st_size
+        if size > MAX_CSV_BYTES:
+            raise ConfigError(f"larger than {MAX_CSV_BYTES} bytes; not a results file hgc plots", source=path)
+        if size == 0:  # without reading: kernel files such as /proc/kmsg report size 0 and block on read
+            raise ConfigError(f"empty file{hint}", source=path)
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise ConfigError("not a text (UTF-8) CSV file", source=path) from None
     except OSError as err:
         raise ConfigError(f"cannot read: {err.strerror or err}", source=path) from None
-    hint = f" (expected the file written by {what})" if what else ""
     try:
         rows = list(csv.reader(io.StringIO(text, newline="")))
     except csv.Error as err:

@@ -22,7 +22,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Literal, Mapping, Sequence
 
 import numpy as np
 
@@ -302,6 +302,13 @@ class Scheme(ABC):
         for a value that cannot be built."""
         resolved = self.resolve(spec, context)
         return [(resolved.strategy, resolved.note, resolved.strategy.columns())]
+
+    def verify_work(self, spec: SchemeSpec, topology: Topology) -> Iterator[tuple[int, int | None, int]]:
+        """Sizes of the codes ``hgc verify`` checks for ``spec``, from the sizes alone (no search, no
+        coefficients): ``(workers, partitions K or None if inadmissible, maximal straggler patterns)``
+        per code, lazily (a caller may stop early). Used to refuse absurd runs before they start; node
+        selections report their worst case."""
+        return iter(())
 
     # -- the optimize table --------------------------------------------------------------------------
     def validate_optimize(self, context: "OptimizeContext") -> None:

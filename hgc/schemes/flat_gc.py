@@ -3,8 +3,9 @@ worker message to the master, which waits for ``N - s`` of them (``s: auto`` = t
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -74,6 +75,11 @@ class FlatGC(Scheme):
             strategy = self.strategy(topology, s=s)
             out.append((strategy, "s=auto: every admissible s verified", strategy.columns()))
         return out
+
+    def verify_work(self, spec: SchemeSpec, topology: Topology) -> Iterator[tuple[int, int | None, int]]:
+        big_n = topology.n_workers
+        for s in (range(big_n) if spec.s == AUTO else [int(spec.s)]):
+            yield big_n, codes.smallest_partitions("flat_gc", topology.workers, s=s), math.comb(big_n, s)
 
     def optimize_rows(self, context: OptimizeContext) -> list[Candidate]:
         from hgc.optimizer.flat import best_flat_gc  # the optimizer builds on this module

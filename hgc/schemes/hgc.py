@@ -5,9 +5,10 @@ decodes from its fastest ``n - s_e`` edges. Every worker carries the load bound
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import replace
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -25,6 +26,19 @@ def per_edge(s_w: int | Sequence[int], n_edges: int) -> tuple[int, ...]:
     if isinstance(s_w, int):
         return (s_w,) * n_edges
     return tuple(int(s) for s in s_w)
+
+
+def pattern_count(workers: Sequence[int], s_e: int, s_w: int | Sequence[int]) -> int:
+    """Maximal admissible straggler patterns: ``s_e`` silent edges, and ``s_w[i]`` silent workers in every
+    other edge: ``Σ_{|E| = s_e} Π_{i ∉ E} C(m_i, s_w[i])`` (an elementary symmetric polynomial, exactly by
+    dynamic programming)."""
+    keep = len(workers) - s_e
+    e = [1] + [0] * keep                       # e[j] = sum over j-subsets of survivors of Π C(m_i, s_w[i])
+    for m, s in zip(workers, per_edge(s_w, len(workers))):
+        c = math.comb(m, s)
+        for j in range(keep, 0, -1):
+            e[j] += e[j - 1] * c
+    return e[keep]
 
 
 def special_case(s_e: int, s_w: int) -> str:
@@ -133,6 +147,20 @@ class HGC(Scheme):
             text = "; ".join(x for x in (note, special_case(s_e, s_w)) if x)
             out.append((strategy, text, strategy.columns()))
         return out
+
+    def verify_work(self, spec: SchemeSpec, topology: Topology) -> Iterator[tuple[int, int | None, int]]:
+        workers = topology.workers
+        if spec.s_e != AUTO and spec.s_w != AUTO:
+            pairs = [(int(spec.s_e), int(spec.s_w))]
+        else:
+            pairs = [(a, b) for a, b in codes.admissible_hgc(workers)
+                     if spec.s_e in (AUTO, a) and spec.s_w in (AUTO, b)]
+        for s_e, s_w in pairs:
+            try:
+                k: int | None = codes.smallest_partitions("hgc", workers, s_e=s_e, s_w=s_w)
+            except ConfigError:
+                k = None
+            yield topology.n_workers, k, pattern_count(workers, s_e, s_w)
 
     # -- the optimize table --------------------------------------------------------------------------
     def optimize_rows(self, context: OptimizeContext) -> list[Candidate]:

@@ -4,7 +4,7 @@ strategy on the participating nodes."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -13,6 +13,7 @@ from hgc.errors import ConfigError
 from hgc.schemes.base import Candidate, Plan, Resolved, Scheme, SchemeSpec, Strategy
 from hgc.schemes.context import OptimizeContext, ResolveContext
 from hgc.schemes.hgc import HGC_SCHEME
+from hgc.topology import Topology
 
 EXHAUSTIVE_AUTO_LIMIT = 20_000
 """``hgc optimize`` adds an exhaustive row when the search space has at most this many candidates."""
@@ -48,6 +49,13 @@ class JNCSS(Scheme):
         note = (f"JNCSS (greedy) chose edges {list(strategy.edges)} with {list(strategy.worker_counts)} workers; "
                 "the code is built on the participating nodes")
         return [(strategy, note, strategy.columns())]
+
+    def verify_work(self, spec: SchemeSpec, topology: Topology) -> Iterator[tuple[int, int | None, int]]:
+        """The worst case: the largest pattern count of any admissible pair on all nodes (the search picks
+        nodes and tolerances later)."""
+        work = list(HGC_SCHEME.verify_work(SchemeSpec("hgc", (("s_e", "auto"), ("s_w", "auto"))), topology))
+        if work:
+            yield max(work, key=lambda w: w[2])
 
     def validate_optimize(self, context: OptimizeContext) -> None:
         """Refuse an exhaustive search that is too large, before anything runs."""

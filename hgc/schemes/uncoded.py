@@ -4,7 +4,7 @@ all edges (the baseline of every speed-up)."""
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -41,6 +41,9 @@ class Uncoded(Scheme):
 
     def smallest_partitions(self, strategy: Strategy) -> int:
         return codes.smallest_partitions("uncoded", strategy.worker_counts)
+
+    def verify_work(self, spec: SchemeSpec, topology: Topology) -> Iterator[tuple[int, int | None, int]]:
+        yield topology.n_workers, codes.smallest_partitions("uncoded", topology.workers), 1
 
     def optimize_rows(self, context: OptimizeContext) -> list[Candidate]:
         started = time.perf_counter()

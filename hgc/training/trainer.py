@@ -296,6 +296,7 @@ class TrainResult:
             dataset={"name": data.name, "task": data.task, "train_rows": data.n_train, "test_rows": data.n_test,
                      "features": data.n_features - 1, "classes": data.n_classes},
             target_loss=self.target_loss, warnings=self.warnings, interrupted=self.interrupted,
+            complete=not self.interrupted,
             strategies=[{"label": run.label, "spec_label": run.resolved.spec.label, "kind": run.strategy.kind,
                          "listed": run.listed, "edges": list(run.strategy.edges),
                          "workers": [list(w) for w in run.strategy.workers], **run.strategy.columns(),
