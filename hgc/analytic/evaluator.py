@@ -386,11 +386,14 @@ class Evaluator:
         shifts = factor[0] * parts[0].lower[types] + parts[1].lower[types] + parts[2].lower[types] + offsets
         stages = []
         total = np.ones(rows, dtype=np.int64)
+        # kernels reach back to the earliest possible delivery from the end of the lattice: capping them at
+        # the lattice length would drop mass whenever a delivery can precede the lattice by more than that
+        reach = length + max(0, int(np.ceil((first - shifts.min()) / h)))
         for c in range(3):
             members = np.nonzero(parts[c].random[types] & (widest != c))[0]
             if members.size:
                 extent = (factor[c][members] * parts[c].extent[types[members]]).max()
-                size = int(min(length, math.ceil(extent / h) + 2))
+                size = int(min(reach, math.ceil(extent / h) + 2))
                 kernel = parts[c].kernels(types[members], factor[c][members], h, size)
                 stages.append((members, kernel))
                 total[members] += size - 1
@@ -471,11 +474,12 @@ class Evaluator:
         # link delays: component 0 (process P) and 1 (uplink V), discretised and convolved in together
         stages = []
         total = np.ones(len(edge_types), dtype=np.int64)
+        reach = n + max(0, int(np.ceil((lattice.start - block.lowest.min()) / h)))   # see _worker_rows
         for parts in self.edge_parts:
             members = np.nonzero(linked)[0]
             members = members[parts.random[edge_types[members]]]
             if members.size:
-                size = int(min(n, math.ceil(parts.extent[edge_types[members]].max() / h) + 2))
+                size = int(min(reach, math.ceil(parts.extent[edge_types[members]].max() / h) + 2))
                 stages.append((members, parts.kernels(edge_types[members], np.ones(members.size), h, size)))
                 total[members] += size - 1
         extra = int(np.clip(np.max(np.minimum(np.ceil((lattice.start - block.lowest) / h), total - 1)), 0, None))
