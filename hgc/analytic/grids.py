@@ -14,6 +14,8 @@ from typing import Sequence
 import numpy as np
 from scipy import fft as sp_fft
 
+from hgc.analytic import compiled
+
 DIRECT_CONV_MAX = 8
 """Kernels up to this many grid points are convolved by direct sums, longer ones by FFT."""
 
@@ -142,14 +144,10 @@ class Grid:
 def integrate(cdfs: Sequence[np.ndarray], lattices: Sequence[Lattice], segments: Sequence[slice]
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(E[T | decoded], P(decoded), survival at the end)`` from per-level CDF rows (last column: ∞)."""
-    decoded = cdfs[-1][:, -1]
+    decoded = np.ascontiguousarray(cdfs[-1][:, -1])
     total = np.zeros(decoded.shape)
-    survival = None
-    with np.errstate(invalid="ignore", divide="ignore"):
-        for cdf, lattice, seg in zip(cdfs, lattices, segments):
-            survival = np.clip(1.0 - cdf[:, :-1][:, seg] / decoded[:, None], 0.0, 1.0)
-            if survival.shape[1] > 1:
-                total += lattice.step * (survival.sum(axis=1) - 0.5 * (survival[:, 0] + survival[:, -1]))
+    last = np.zeros(decoded.shape)
+    for cdf, lattice, seg in zip(cdfs, lattices, segments):
+        compiled.trapezoid_survival(cdf, decoded, int(seg.start), float(lattice.step), total, last)
     mean = np.where(decoded > 0, lattices[0].start + total, np.nan)
-    return mean, decoded, survival[:, -1]
-
+    return mean, decoded, last
