@@ -93,6 +93,8 @@ class DistributionBatch:
         self.kind = np.where(present, np.where(self.geometric, 2, 1), 0).astype(np.int64)
         self.kind[:, ~self.simple] = 0
         self.leaf_mean = np.where(self.geometric, self.scale, 0.0)
+        # a distribution with an atom: a constant part, or a leaf without a density (e.g. a trace)
+        self.atomic = np.any(present & (self.code < 0), axis=0)
 
     def quantiles(self, q: float) -> np.ndarray:
         """Every distribution's quantile at ``q`` (``q = 0``: lower end of the support), cached: closed
@@ -197,12 +199,20 @@ class DistributionBatch:
 
     def kernel_parts(self, index: np.ndarray, scales: np.ndarray, steps: np.ndarray, caps: np.ndarray
                      ) -> "KernelParts":
-        """The hat weights of :meth:`kernel_levels` as an explicit head plus geometric tails, for
-        convolution by recursion: the part of an exponential leaf at least one step past its start is
-        exactly ``c r^k`` with ``r = exp(-h / mean)``, so it becomes a tail (no truncation); atoms and other
-        leaves are written out up to their ``1 - PMF_EPS`` quantile (at most ``caps[l]`` weights on lattice
-        ``l``). One kernel row per entry of ``index`` (or a single row when all are the same distribution and
-        scale), one per step."""
+        """Linear (hat-function) discretisations of ``scales[r] * dists[index[r]]`` above its lower end on
+        the lattices ``0, h, 2h, ...`` for every ``h`` of ``steps``, as an explicit head plus geometric tails.
+
+        ``p_k = E[Λ(R/h - k)]`` with ``Λ(u) = max(0, 1 - |u|)``, computed exactly as the second difference
+        ``(J(k+1) - 2 J(k) + J(k-1)) / h`` of the integrated CDF ``J`` — through the stop-loss transform
+        ``E[(R - x)^+]``, which differs from ``J`` by a linear function and stays small in the tail, so no
+        precision is lost there. An atom between two lattice points is split between them in proportion to
+        its distance, the mean is preserved, and convolving a function that is linear between grid points
+        is exact. The part of an exponential leaf at least one step past its start is exactly ``c r^k`` with
+        ``r = exp(-h / mean)``: it becomes a tail (applied by recursion, never truncated); atoms and other
+        leaves are written out up to their ``1 - PMF_EPS`` quantile, at most ``caps[l]`` weights on lattice
+        ``l`` (mass beyond is dropped). Mixtures of atoms and exponentials are done in closed form
+        (compiled). One kernel row per entry of ``index`` (or a single row when all are the same
+        distribution and scale), one per step."""
         if np.all(self.same[index] == self.same[index[0]]) and np.all(scales == scales[0]):
             index, scales = index[:1], scales[:1]
         steps = np.asarray(steps, dtype=float)
@@ -287,56 +297,12 @@ class DistributionBatch:
         return KernelParts(*(a.reshape((rows, levels) + a.shape[1:]) for a in arrays))
 
     def kernels(self, index: np.ndarray, scales: np.ndarray, h: float, size: int) -> np.ndarray:
-        """Linear (hat-function) discretisation of ``scales[r] * dists[index[r]]`` above its lower end on the
-        lattice ``0, h, 2h, ...`` (``size`` points), one row each, or a single row when all rows are the same
-        distribution and scale (see :meth:`kernel_levels`)."""
-        return self.kernel_levels(index, scales, np.array([float(h)]), size)[:, 0, :]
-
-    def kernel_levels(self, index: np.ndarray, scales: np.ndarray, steps: np.ndarray, size: int) -> np.ndarray:
-        """Hat-function discretisations of ``scales[r] * dists[index[r]]`` above its lower end on the lattices
-        ``0, h, 2h, ...`` for every ``h`` of ``steps`` (``size`` points each): shape ``(rows, len(steps),
-        size)``, with a single row when all rows are the same distribution and scale.
-
-        ``p_k = E[Λ(R/h - k)]`` with ``Λ(u) = max(0, 1 - |u|)``, computed exactly as the second difference
-        ``(J(k+1) - 2 J(k) + J(k-1)) / h`` of the integrated CDF ``J`` — through the stop-loss transform
-        ``E[(R - x)^+]``, which differs from ``J`` by a linear function and stays small in the tail, so no
-        precision is lost there. An atom between two lattice points is split between them in proportion to
-        its distance, the mean is preserved, and convolving a function that is linear between grid points
-        is exact. Mass beyond the lattice is dropped."""
-        if np.all(self.same[index] == self.same[index[0]]) and np.all(scales == scales[0]):
-            index, scales = index[:1], scales[:1]
-        steps = np.asarray(steps, dtype=float)
-        offsets = np.arange(-1, size + 1)[None, :] * steps[:, None]                      # (levels, size + 2)
-        # in the unscaled variable: (rows, levels, size + 2)
-        points = offsets[None, :, :] / scales[:, None, None] + self.lower[index, None, None]
-        integral = np.zeros(points.shape)
-        finite_all = self.finite_mean[index]
-        for j, code, rows in self._by_leaf(index):
-            which = index[rows]
-            w = self.weight[j, which, None, None]
-            finite = finite_all[rows]
-            if code >= 0:
-                family, shape = self.families[code]
-                width = self.scale[j, which, None, None]
-                z = (points[rows] - self.loc[j, which, None, None]) / width
-                part = np.empty_like(z)
-                if finite.any():
-                    part[finite] = family.standard_stop_loss(shape, z[finite])
-                if not finite.all():
-                    part[~finite] = family.standard_integrated_cdf(shape, z[~finite])
-                integral[rows] += w * width * part
-            elif code == ATOM:
-                value = self.loc[j, which, None, None]
-                integral[rows] += w * np.where(finite[:, None, None], np.maximum(value - points[rows], 0.0),
-                                               np.maximum(points[rows] - value, 0.0))
-            else:
-                for r, row in zip(rows, which):
-                    leaf = self.leaf[j][row]
-                    flat = points[r].reshape(-1)
-                    part = leaf.stop_loss(flat) if finite_all[r] else leaf.integrated_cdf(flat)  # type: ignore[union-attr]
-                    integral[r] += self.weight[j, row] * np.asarray(part, dtype=float).reshape(points[r].shape)
-        integral *= scales[:, None, None]
-        return np.maximum(np.diff(integral, 2, axis=2) / steps[None, :, None], 0.0)
+        """The hat weights of :meth:`kernel_parts` written out on the lattice ``0, h, 2h, ...`` (``size``
+        points): one row per entry of ``index``, or a single row when all are the same distribution and
+        scale."""
+        parts = self.kernel_parts(np.asarray(index), np.asarray(scales, dtype=float), np.array([float(h)]),
+                                  np.array([int(size)]))
+        return parts.dense(size)[:, 0, :]
 
 
 @dataclass(frozen=True)
