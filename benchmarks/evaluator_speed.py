@@ -95,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         def warm() -> Evaluator:
             evaluator = Evaluator(model)
             evaluator.evaluate(other, rtol=1e-3)
+            evaluator.expected_times([other], points=257)
             return evaluator
 
         reference = Evaluator(model).evaluate(strategy, rtol=1e-7).expected_time

@@ -23,7 +23,7 @@ import math
 import numpy as np
 from numba import njit
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _binomial_pmf(count: int, p: float, q: float, top: int, pmf: np.ndarray) -> None:
     """``pmf[j] = P(Bin(count, p) = j)`` for ``j = 0..top`` (``q = 1 - p`` given separately for precision).
     Linear ratio recurrence from ``q^count``, or in logs when ``q^count`` would underflow."""
@@ -54,7 +54,7 @@ def _binomial_pmf(count: int, p: float, q: float, top: int, pmf: np.ndarray) -> 
             pmf[j] = math.exp(log_value)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def order_statistics(values: np.ndarray, index: np.ndarray, counts: np.ndarray, tolerated: np.ndarray,
                      out: np.ndarray) -> None:
     """``out[j, l]`` = P(all but ``tolerated[j]`` of job ``j``'s nodes are done at point ``l``).
@@ -127,7 +127,7 @@ def order_statistics(values: np.ndarray, index: np.ndarray, counts: np.ndarray, 
             out[j, l] = acc if stragglers else 1.0 - acc
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def convolve_chain(values: np.ndarray, seg_start: np.ndarray, seg_length: np.ndarray, bank_row: np.ndarray,
                    fir: np.ndarray, fir_length: np.ndarray, tail_amp: np.ndarray, tail_ratio: np.ndarray,
                    tail_start: np.ndarray, tail_count: np.ndarray, pre: np.ndarray, use_pre: bool,
@@ -164,18 +164,48 @@ def convolve_chain(values: np.ndarray, seg_start: np.ndarray, seg_length: np.nda
                 if row < 0:
                     continue
                 k = row * levels + l
-                taps = fir_length[k]
-                for i in range(length):
-                    acc = 0.0
-                    for m in range(min(taps, i + 1)):
-                        acc += fir[k, m] * x[i - m]
-                    y[i] = acc
-                for t in range(tail_count[k]):
-                    start, ratio, amp = tail_start[k, t], tail_ratio[k, t], tail_amp[k, t]
-                    g = 0.0
-                    for i in range(start, length):
-                        g = x[i - start] + ratio * g
-                        y[i] += amp * g
+                taps = min(fir_length[k], length)
+                count = tail_count[k]
+                if taps <= 2 and count <= 2:
+                    # the usual kernel (an atom or two, one or two exponential tails): one fused sweep
+                    w0 = fir[k, 0] if taps > 0 else 0.0
+                    w1 = fir[k, 1] if taps > 1 else 0.0
+                    a0 = tail_amp[k, 0] if count > 0 else 0.0
+                    r0 = tail_ratio[k, 0] if count > 0 else 0.0
+                    s0 = tail_start[k, 0] if count > 0 else length
+                    a1 = tail_amp[k, 1] if count > 1 else 0.0
+                    r1 = tail_ratio[k, 1] if count > 1 else 0.0
+                    s1 = tail_start[k, 1] if count > 1 else length
+                    g0 = 0.0
+                    g1 = 0.0
+                    previous = 0.0
+                    for i in range(length):
+                        current = x[i]
+                        acc = w0 * current
+                        if taps > 1:
+                            acc += w1 * previous
+                        if i >= s0:
+                            g0 = x[i - s0] + r0 * g0
+                            acc += a0 * g0
+                        if i >= s1:
+                            g1 = x[i - s1] + r1 * g1
+                            acc += a1 * g1
+                        y[i] = acc
+                        previous = current
+                else:
+                    for i in range(length):
+                        y[i] = 0.0
+                    for m in range(taps):
+                        weight = fir[k, m]
+                        if weight != 0.0:
+                            for i in range(m, length):
+                                y[i] += weight * x[i - m]
+                    for t in range(count):
+                        start, ratio, amp = tail_start[k, t], tail_ratio[k, t], tail_amp[k, t]
+                        g = 0.0
+                        for i in range(start, length):
+                            g = x[i - start] + ratio * g
+                            y[i] += amp * g
                 for i in range(length):
                     x[i] = y[i]
             if use_pre:
@@ -189,7 +219,13 @@ def convolve_chain(values: np.ndarray, seg_start: np.ndarray, seg_length: np.nda
                 out[r, base + i] = v
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
+def _stop_loss(mu: float, d: float, x: float) -> float:
+    """``E[(d + Exp(mu) - x)^+]``."""
+    return mu * math.exp(-(x - d) / mu) if x >= d else mu + d - x
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def simple_kernels(dist: np.ndarray, scale: np.ndarray, stage: np.ndarray, caps: np.ndarray, steps: np.ndarray,
                    kind: np.ndarray, weight: np.ndarray, offset: np.ndarray, mean: np.ndarray):  # type: ignore[no-untyped-def]
     """Hat weights, as an explicit head plus geometric tails, of ``scale[r] * D[dist[r]]`` above its lower
@@ -244,19 +280,17 @@ def simple_kernels(dist: np.ndarray, scale: np.ndarray, stage: np.ndarray, caps:
                 u = d / h
                 if kind[j, i] == 1:
                     low = int(math.floor(u))
-                    for k in (low, low + 1):
-                        if 0 <= k < cap:
-                            fir[k_row, k] += w * max(0.0, 1.0 - abs(u - k))
+                    if 0 <= low < cap:
+                        fir[k_row, low] += w * max(0.0, 1.0 - (u - low))
+                    if 0 <= low + 1 < cap:
+                        fir[k_row, low + 1] += w * max(0.0, 1.0 - (low + 1 - u))
                     length = max(length, min(cap, low + 2))
                 else:
                     mu = mean[j, i] * scale[r]
                     m = int(math.ceil(u)) + 1
                     for k in range(min(m, cap)):
-                        acc = 0.0
-                        for e in (-1, 0, 1):
-                            x = (k + e) * h
-                            value = mu * math.exp(-(x - d) / mu) if x >= d else mu + d - x
-                            acc += value * (-2.0 if e == 0 else 1.0)
+                        acc = _stop_loss(mu, d, (k - 1) * h) - 2.0 * _stop_loss(mu, d, k * h) \
+                            + _stop_loss(mu, d, (k + 1) * h)
                         fir[k_row, k] += max(0.0, w * acc / h)
                     length = max(length, min(cap, m))
                     x = h / mu
@@ -269,7 +303,7 @@ def simple_kernels(dist: np.ndarray, scale: np.ndarray, stage: np.ndarray, caps:
     return fir, fir_length, tail_amp, tail_ratio, tail_start, tail_count
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def grid_points(firsts: np.ndarray, steps: np.ndarray, lengths: np.ndarray, extras: np.ndarray,
                 shifts: np.ndarray, scale: np.ndarray, low: np.ndarray) -> np.ndarray:
     """Row ``r``, level ``l``: ``(firsts[l] - shifts[r] + steps[l] (i - extras[l] + 1e-9)) / scale[r] + low[r]``
@@ -291,7 +325,7 @@ def grid_points(firsts: np.ndarray, steps: np.ndarray, lengths: np.ndarray, extr
     return out
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def pass_geometry(points: np.ndarray, steps: np.ndarray, starts: np.ndarray, lowest: float,
                   edge_extents: np.ndarray, shift: float, worker_extents: np.ndarray):  # type: ignore[no-untyped-def]
     """Array sizes of one pass of a block over lattices ``starts[l] + steps[l] * arange(points[l])``.
@@ -330,7 +364,7 @@ def pass_geometry(points: np.ndarray, steps: np.ndarray, starts: np.ndarray, low
     return edge_caps, extras, lengths, firsts, worker_caps, worker_extras
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def trapezoid_survival(cdf: np.ndarray, decoded: np.ndarray, first: int, step: float, total: np.ndarray,
                        last: np.ndarray) -> None:
     """Adds to ``total[r]`` the trapezoidal integral, on step ``step`` from column ``first`` to the last but one
@@ -350,7 +384,7 @@ def trapezoid_survival(cdf: np.ndarray, decoded: np.ndarray, first: int, step: f
         last[r] = s
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def kth_smallest(values: np.ndarray, counts: np.ndarray, k: np.ndarray) -> np.ndarray:
     """``out[q, j]`` = the ``k[j]``-th smallest (1-based) of ``values[q, j, :]`` with slot ``s`` repeated
     ``counts[j, s]`` times (count 0: absent)."""
@@ -358,13 +392,16 @@ def kth_smallest(values: np.ndarray, counts: np.ndarray, k: np.ndarray) -> np.nd
     out = np.empty((quantiles, jobs))
     for q in range(quantiles):
         for j in range(jobs):
-            order = np.argsort(values[q, j])
-            seen = 0
-            value = np.inf
-            for s in order:
-                seen += counts[j, s]
-                if seen >= k[j]:
-                    value = values[q, j, s]
-                    break
-            out[q, j] = value
+            # the smallest value with at least k[j] copies at or below it
+            best = np.inf
+            for s in range(slots):
+                if counts[j, s] == 0 or values[q, j, s] >= best:
+                    continue
+                below = 0
+                for t in range(slots):
+                    if values[q, j, t] <= values[q, j, s]:
+                        below += counts[j, t]
+                if below >= k[j]:
+                    best = values[q, j, s]
+            out[q, j] = best
     return out

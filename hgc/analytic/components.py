@@ -40,6 +40,7 @@ class DistributionBatch:
         self.random = np.array([not d.is_constant for d in self.dists], dtype=bool)
         self._quantiles: dict[float, np.ndarray] = {}
         self._groups: dict[bytes, list[tuple[int, int, np.ndarray]]] = {}
+        self._prepared: dict[bytes, Callable[[np.ndarray], np.ndarray]] = {}
         leaves = [d.leaves() for d in self.dists]
         width = max(len(x) for x in leaves)
         families: dict[Hashable, int] = {}
@@ -148,6 +149,15 @@ class DistributionBatch:
         """``f(x)`` = :meth:`cdf` ``(index, x)`` (the same arithmetic), with the per-leaf-family grouping and
         parameters worked out once."""
         index = np.asarray(index, dtype=np.intp)
+        key = index.tobytes()
+        prepared = self._prepared.get(key)
+        if prepared is None:
+            prepared = self._prepared[key] = self._prepare_cdf(index)
+            if len(self._prepared) > 10_000:
+                self._prepared.clear()
+        return prepared
+
+    def _prepare_cdf(self, index: np.ndarray) -> "Callable[[np.ndarray], np.ndarray]":
         if self.weight.shape[0] == 1 and self.code[0, index].max() == OTHER:
             return lambda x: self.cdf(index, x)
         groups = []
