@@ -105,9 +105,8 @@ def refinement_error(values: np.ndarray, discrete: bool = False) -> float:
     d2, d1 = d[-1], d[-2]
     if discrete:
         return float(3.0 * np.maximum.reduce([np.abs(d2), np.abs(d1) / 2, np.abs(d[-3]) / 4]).sum())
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = d1 / d2
-    second_order = (ratio >= 3.0) & (ratio <= 6.0)
+    # second order: d1 / d2 in [3, 6] (d2 = 0 never qualifies)
+    second_order = (np.abs(d2) > 0) & (d1 * np.sign(d2) >= 3.0 * np.abs(d2)) & (d1 * np.sign(d2) <= 6.0 * np.abs(d2))
     return float(np.where(second_order, 1.5 * np.abs(d2), np.maximum(2.0 * np.abs(d2), np.abs(d1))).sum())
 
 
@@ -713,8 +712,7 @@ class Evaluator:
         coarse = Lattice.spanning(low, high, COARSE_POINTS)
         cdf = self._plans_on_lattice(plans, coarse, layout)
         decoded = cdf[:, -1:]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            survival = np.where(decoded > 0, 1.0 - cdf[:, :-1] / decoded, 0.0).max(axis=0)
+        survival = (1.0 - np.divide(cdf[:, :-1], decoded, out=np.ones_like(cdf[:, :-1]), where=decoded > 0)).max(axis=0)
         ends = []
         for level in tails:
             below = np.nonzero(survival <= level)[0]
