@@ -405,3 +405,58 @@ def kth_smallest(values: np.ndarray, counts: np.ndarray, k: np.ndarray) -> np.nd
                     best = values[q, j, s]
             out[q, j] = best
     return out
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def block_rows(values: np.ndarray, points: np.ndarray, lengths: np.ndarray, worker_extras: np.ndarray,
+               extras: np.ndarray, worker_bank: np.ndarray, edge_bank: np.ndarray, fir: np.ndarray,
+               fir_length: np.ndarray, tail_amp: np.ndarray, tail_ratio: np.ndarray, tail_start: np.ndarray,
+               tail_count: np.ndarray, index: np.ndarray, counts: np.ndarray, tolerated: np.ndarray,
+               linked: np.ndarray, worker_failure: float, edge_failure: float) -> np.ndarray:
+    """One pass of a block of edge jobs, from the exactly evaluated component's CDF at the points to the
+    jobs' arrival CDFs at the master (see ``Evaluator._block_on_levels``).
+
+    ``values[r]`` holds, level after level, ``lengths[l] + worker_extras[l]`` points of worker row ``r``;
+    the worker stages (kernels ``worker_bank``) turn them into the rows' delivery CDFs on ``lengths[l]``
+    points (then ``t = ∞``), scaled by ``1 - worker_failure``; each job is the order statistic of its rows
+    (``index``, ``counts``, ``tolerated``); the edge stages (``edge_bank``) add the link delays and keep the
+    last ``points[l]`` points of each level (then ``t = ∞``), scaled by ``1 - edge_failure`` for ``linked``
+    jobs. Returns ``(jobs, Σ (points + 1))``."""
+    rows = values.shape[0]
+    jobs = index.shape[0]
+    levels = points.shape[0]
+    seg_start = np.empty(levels, dtype=np.int64)
+    seg_length = np.empty(levels, dtype=np.int64)
+    out_start = np.empty(levels, dtype=np.int64)
+    level_start = np.empty(levels, dtype=np.int64)
+    a = b = c = 0
+    for l in range(levels):
+        seg_start[l], seg_length[l], out_start[l], level_start[l] = a, lengths[l] + worker_extras[l], b, c
+        a += lengths[l] + worker_extras[l]
+        b += lengths[l] + 1
+        c += points[l] + 1
+    cdf = np.empty((rows + 1, b))
+    convolve_chain(values, seg_start, seg_length, worker_bank, fir, fir_length, tail_amp, tail_ratio, tail_start,
+                   tail_count, values[:0, :0], False, cdf, out_start, worker_extras, True)
+    keep = 1.0 - worker_failure
+    for r in range(rows):
+        for l in range(levels):
+            cdf[r, out_start[l] + lengths[l]] = 1.0
+        if worker_failure > 0.0:
+            for i in range(b):
+                cdf[r, i] *= keep
+    for i in range(b):
+        cdf[rows, i] = 1.0                       # padding row: always finished
+    edge_cdf = np.empty((jobs, b))
+    order_statistics(cdf, index, counts, tolerated, edge_cdf)
+    out = np.empty((jobs, c))
+    convolve_chain(edge_cdf, out_start, lengths, edge_bank, fir, fir_length, tail_amp, tail_ratio, tail_start,
+                   tail_count, values[:0, :0], False, out, level_start, extras, True)
+    keep = 1.0 - edge_failure
+    for j in range(jobs):
+        for l in range(levels):
+            out[j, level_start[l] + points[l]] = edge_cdf[j, out_start[l] + lengths[l]]
+        if edge_failure > 0.0 and linked[j]:
+            for i in range(c):
+                out[j, i] *= keep
+    return out

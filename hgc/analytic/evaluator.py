@@ -552,13 +552,17 @@ class Evaluator:
                 kinds, scales = edge_types[chosen], np.ones(chosen.size)
             if not chosen.size:
                 continue
-            same = self._batches[batch].same[kinds].tolist()
-            rows_of = np.empty(chosen.size, dtype=np.int64)
-            for i, (kind, key, scale) in enumerate(zip(kinds.tolist(), same, scales.tolist())):
-                k = kernels.setdefault((batch, key, scale), len(kernels))
-                if k == len(firsts):
-                    firsts.append((batch, kind, scale, len(banks)))
-                rows_of[i] = k
+            same = self._batches[batch].same[kinds]
+            if (same == same[0]).all() and (scales == scales[0]).all():     # one kernel for the whole stage
+                rows_of = np.full(chosen.size, len(firsts), dtype=np.int64)
+                firsts.append((batch, int(kinds[0]), float(scales[0]), len(banks)))
+            else:
+                rows_of = np.empty(chosen.size, dtype=np.int64)
+                for i, (kind, key, scale) in enumerate(zip(kinds.tolist(), same.tolist(), scales.tolist())):
+                    k = kernels.setdefault((batch, key, scale), len(firsts))
+                    if k == len(firsts):
+                        firsts.append((batch, kind, scale, len(banks)))
+                    rows_of[i] = k
             bank = np.full(len(types) if batch < 3 else len(block), -1, dtype=np.int64)
             bank[chosen] = rows_of
             banks.append((batch < 3, bank))
@@ -639,6 +643,11 @@ class Evaluator:
             for chosen, function in block.exact_cdfs:
                 values[chosen] = function(x[chosen])
         bank = self._kernel_bank(block, np.concatenate([worker_caps, edge_caps]), steps)
+        if not (bank[1] > FIR_DIRECT_MAX).any():                     # the usual case: one compiled call
+            return compiled.block_rows(values, points, lengths, worker_extras, extras, block.worker_bank,
+                                       block.edge_bank, *bank, block.index, block.counts, block.tolerated,
+                                       block.edge_types >= 0, float(self.model.worker_failure),
+                                       float(self.model.edge_failure))
         # worker rows convolved, on segments of lengths + extras, into columns of lengths + 1 (last: t = ∞)
         segments = lengths + worker_extras
         columns = np.cumsum(lengths + 1)
