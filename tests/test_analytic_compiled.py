@@ -178,3 +178,21 @@ def test_resolutions_computed_together_equal_separate_passes():
     separate = [cdf for points in (33, 65, 129) for cdf in evaluator._plans_on_grid([plan], grid, points)[0]]
     for a, b in zip(together, separate):
         assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("spec", [
+    {"dist": "gamma", "shape": 2.5, "scale": 0.7},
+    {"dist": "lognormal", "mu": 0.3, "sigma": 0.8},
+    {"dist": "weibull", "shape": 1.7, "scale": 2.0},
+    {"dist": "pareto", "shape": 3.5, "scale": 1.5},
+    {"dist": "uniform", "low": 1.0, "high": 3.0},
+], ids=lambda s: s["dist"])
+def test_link_of_every_family_through_general_kernels(spec):
+    """A link delay without closed-form kernels (written-out heads, long ones by FFT): E[T] of one worker behind
+    it is the sum of the means, and the estimate covers the error."""
+    topo = Topology((1,))
+    link = dist(**spec).scaled(0.3)
+    model = TimingModel.homogeneous(topo, dist(dist="exponential", mean=0.2), edge_uplink=link)
+    result = evaluate(model, make_strategy("uncoded", topo, load=0.5), rtol=1e-4)
+    exact = 0.5 * 0.2 + link.mean
+    assert abs(result.expected_time - exact) <= result.error_estimate <= 1e-4 * exact
