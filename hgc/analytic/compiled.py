@@ -8,12 +8,14 @@
 * :func:`simple_kernels` — those kernels in closed form for mixtures of atoms and exponentials;
 * :func:`grid_points` — the points at which the exactly evaluated component's CDF is needed;
 * :func:`pass_geometry` — how far back each stage of a pass must look;
+* :func:`block_rows` — a whole pass of a block of edge jobs (worker stages, order statistics, edge stages);
+* :func:`kth_smallest` — order statistics of per-node quantiles (support bounds);
 * :func:`trapezoid_survival` — ``∫ (1 - F_T / F_T(∞))`` on one grid level.
 
-Both take every grid level and every row of a pass in one call, so the Python overhead of a pass does not
+They take every grid level and every row of a pass in one call, so the Python overhead of a pass does not
 grow with the number of rows, slots or levels. Results are deterministic (no parallel reductions).
 Compiled functions are cached on disk (``cache=True``); the first call in a fresh environment compiles
-them (a few seconds, see ``benchmarks/evaluator_speed.py``).
+them (tens of seconds on a small machine, once; see ``benchmarks/evaluator_speed.py``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import math
 
 import numpy as np
 from numba import njit
+
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _binomial_pmf(count: int, p: float, q: float, top: int, pmf: np.ndarray) -> None:
