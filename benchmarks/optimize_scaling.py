@@ -33,7 +33,7 @@ from hgc.analytic import Evaluator
 from hgc.distributions import Bimodal, Constant, parse_distribution
 from hgc.optimizer import best_hgc_tolerances, exhaustive_jncss, greedy_jncss
 from hgc.testing import random_small_system, random_system
-from hgc.schemes import Strategy, all_nodes, make_strategy
+from hgc.schemes import make_strategy
 from hgc.simulation import run_strategies
 from hgc.timing import TimingModel
 from hgc.topology import Topology
@@ -146,8 +146,7 @@ def closed_forms() -> list[dict]:
         return parse_distribution(spec, "benchmark")
 
     def strategy(kind, topo, load, **tolerances):
-        edges, workers = all_nodes(topo)
-        return Strategy(kind, edges, workers, load, **tolerances)
+        return make_strategy(kind, topo, load=load, **tolerances)
 
     cases = []
     topo = Topology((20,))

@@ -213,6 +213,21 @@ def test_link_delay_convolution_hypoexponential_maximum():
     assert expected_time(model, strategy("uncoded", topo, 1.0)) == pytest.approx(exact, rel=RTOL)
 
 
+def test_link_kernel_reaches_back_before_the_grid():
+    """A fast edge behind a slow exponential link and a slow edge behind a constant one: T = max(A1, A2)
+    has its body around 5-7 s, where A1 needs the link's density at lags of 5 s and more, far beyond the
+    span of the fine grid level over T's body (a kernel cut at the level's length lost that mass)."""
+    topo = Topology((1, 1))
+    link = dist(dist="exponential", mean=1.0)
+    slow = dist(dist="shifted_exponential", shift=5.0, mean=0.5)
+    model = TimingModel(topo, (Constant(0.1), slow), (Constant(0.0),) * 2, (Constant(0.0),) * 2,
+                        (Constant(0.0),) * 2, (link, Constant(0.0)), (0.0, 0.0))
+    f1 = lambda t: 1.0 - math.exp(-(t - 0.1)) if t > 0.1 else 0.0          # noqa: E731
+    f2 = lambda t: 1.0 - math.exp(-(t - 5.0) / 0.5) if t > 5.0 else 0.0    # noqa: E731
+    exact = integrate.quad(lambda t: 1.0 - f1(t) * f2(t), 0.0, 80.0, points=[0.1, 5.0], limit=400)[0]
+    assert expected_time(model, strategy("uncoded", topo, 1.0)) == pytest.approx(exact, rel=1e-4)
+
+
 def hgc_identical_by_integration(x, n, m, s_e, s_w, load, edge_delay, p_worker=0.0, p_edge=0.0):
     """E[T | decoded] and P(decoded) for identical nodes by quadrature of binomial tails."""
 

@@ -2,7 +2,8 @@
 
 A :class:`Lattice` is a uniform grid; a :class:`Grid` nests several lattices that share their start (fine
 steps over the body of ``T``, coarse ones in a long tail). Link delays enter an arrival-time CDF by
-convolution with their discretised densities (direct sums for short kernels, FFT otherwise).
+convolution with their discretised densities (:mod:`hgc.analytic.compiled`; long explicit kernels by FFT
+here).
 """
 
 from __future__ import annotations
@@ -14,55 +15,15 @@ from typing import Sequence
 import numpy as np
 from scipy import fft as sp_fft
 
-DIRECT_CONV_MAX = 8
-"""Kernels up to this many grid points are convolved by direct sums, longer ones by FFT."""
-
+from hgc.analytic import compiled
 
 def convolve_rows(values: np.ndarray, kernels: np.ndarray, start: int, length: int) -> np.ndarray:
     """``out[r, j] = Σ_k values[r, start + j - k] kernels[r, k]`` (values before index 0 are 0), for
-    ``j < length``. ``kernels`` has one row per row of ``values`` (or a single row)."""
-    size = kernels.shape[-1]
-    if size <= DIRECT_CONV_MAX:
-        out = np.zeros((values.shape[0], length))
-        kernels = np.broadcast_to(kernels, (values.shape[0], size))
-        for k in range(size):
-            lo = start - k
-            if lo + length <= 0:
-                break
-            src_lo, dst_lo = max(lo, 0), max(-lo, 0)
-            out[:, dst_lo:] += values[:, src_lo: lo + length] * kernels[:, k: k + 1]
-        return out
-    size = min(size, start + length)              # later kernel entries only meet zeros
+    ``j < length``, by FFT. ``kernels`` has one row per row of ``values`` (or a single row)."""
+    size = min(kernels.shape[-1], start + length)   # later kernel entries only meet zeros
     n_fft = sp_fft.next_fast_len(start + length + size - 1, real=True)
     spectrum = sp_fft.rfft(values[:, : start + length], n_fft, axis=1) * sp_fft.rfft(kernels[:, :size], n_fft, axis=1)
     return sp_fft.irfft(spectrum, n_fft, axis=1)[:, start: start + length]
-
-
-def convolve_stages(values: np.ndarray, stages: Sequence[tuple[np.ndarray, np.ndarray]], start: int,
-                     length: int) -> np.ndarray:
-    """``values`` convolved, row by row, with every kernel of ``stages`` that applies to the row (each stage
-    is ``(rows, kernels)`` with one kernel per listed row, or a single kernel for all of them); returns
-    columns ``start .. start+length-1``. Short kernels by direct sums, otherwise one FFT round trip with
-    the kernels' spectra multiplied together."""
-    if not stages:
-        return values[:, start: start + length]
-    span = start + length
-    sizes = [min(kernel.shape[-1], span) for _, kernel in stages]
-    if sum(sizes) - len(sizes) + 1 <= DIRECT_CONV_MAX:
-        out = values[:, :span].copy()
-        for (members, kernel), size in zip(stages, sizes):
-            out[members] = convolve_rows(out[members], kernel[:, :size], 0, span)
-        return out[:, start:]
-    n_fft = sp_fft.next_fast_len(span + sum(sizes) - len(sizes), real=True)
-    spectrum = sp_fft.rfft(values[:, :span], n_fft, axis=1)
-    rows = values.shape[0]
-    for (members, kernel), size in zip(stages, sizes):
-        kernel_spectrum = sp_fft.rfft(kernel[:, :size], n_fft, axis=1)
-        if members.size == rows:
-            spectrum *= kernel_spectrum
-        else:
-            spectrum[members] *= kernel_spectrum
-    return sp_fft.irfft(spectrum, n_fft, axis=1)[:, start:span]
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -142,14 +103,20 @@ class Grid:
 def integrate(cdfs: Sequence[np.ndarray], lattices: Sequence[Lattice], segments: Sequence[slice]
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(E[T | decoded], P(decoded), survival at the end)`` from per-level CDF rows (last column: ∞)."""
-    decoded = cdfs[-1][:, -1]
-    total = np.zeros(decoded.shape)
-    survival = None
-    with np.errstate(invalid="ignore", divide="ignore"):
-        for cdf, lattice, seg in zip(cdfs, lattices, segments):
-            survival = np.clip(1.0 - cdf[:, :-1][:, seg] / decoded[:, None], 0.0, 1.0)
-            if survival.shape[1] > 1:
-                total += lattice.step * (survival.sum(axis=1) - 0.5 * (survival[:, 0] + survival[:, -1]))
-    mean = np.where(decoded > 0, lattices[0].start + total, np.nan)
-    return mean, decoded, survival[:, -1]
+    parts, decoded, last = integrate_levels(cdfs, lattices, segments)
+    mean = np.where(decoded > 0, lattices[0].start + parts.sum(axis=1), np.nan)
+    return mean, decoded, last
 
+
+def integrate_levels(cdfs: Sequence[np.ndarray], lattices: Sequence[Lattice], segments: Sequence[slice]
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(∫ (1 - F_T / F_T(∞)) over each level's segment, P(decoded), survival at the end)``: the first of
+    shape ``(plans, levels)`` (seconds), by the trapezoidal rule on each level's lattice."""
+    decoded = np.ascontiguousarray(cdfs[-1][:, -1])
+    parts = np.zeros((len(decoded), len(cdfs)))
+    last = np.zeros(decoded.shape)
+    for level, (cdf, lattice, seg) in enumerate(zip(cdfs, lattices, segments)):
+        total = np.zeros(decoded.shape)
+        compiled.trapezoid_survival(cdf, decoded, int(seg.start), float(lattice.step), total, last)
+        parts[:, level] = total
+    return parts, decoded, last
