@@ -6,8 +6,9 @@ else a seeded sample of ``max_patterns`` — recording the worst relative gradie
 condition number and how many patterns were undecodable or decoded wrongly.
 
 Patterns are the *maximal* admissible ones (exactly ``s`` stragglers for flat codes; exactly ``s_e``
-straggling edges and exactly ``s_w`` straggling workers in every other edge for HGC): fewer
-stragglers only add responders, which never turns a decodable set undecodable.
+straggling edges and exactly ``s_w[i]`` straggling workers in every other edge ``i`` for HGC): fewer
+stragglers only add responders, which never turns a decodable set undecodable. Codes with shorter
+messages (reductions) are checked the same way: every chunk of the decoded gradient must be exact.
 
 :func:`verify_config` does this for every coded scheme of a config (every admissible value of an
 ``auto`` tolerance; for ``hgc_jncss`` the code of the JNCSS choice on its participating nodes) and
@@ -71,15 +72,15 @@ class CodeCheck:
 def pattern_count(code: GradientCode) -> int:
     """Number of maximal admissible straggler patterns of ``code``.
 
-    Flat: ``C(N, s)``. HGC: ``Σ_{|E| = s_e} Π_{i ∉ E} C(m_i, s_w)`` (elementary symmetric polynomial,
+    Flat: ``C(N, s)``. HGC: ``Σ_{|E| = s_e} Π_{i ∉ E} C(m_i, s_w[i])`` (elementary symmetric polynomial,
     computed exactly by dynamic programming).
     """
     if not isinstance(code, HierarchicalCode):
         return comb(code.n_workers, code.s)
     keep = code.n_edges - code.s_e
-    e = [1] + [0] * keep                       # e[j] = sum over j-subsets of survivors of Π C(m_i, s_w)
-    for m in code.workers:
-        c = comb(m, code.s_w)
+    e = [1] + [0] * keep                       # e[j] = sum over j-subsets of survivors of Π C(m_i, s_w[i])
+    for m, s_w in zip(code.workers, code.worker_tolerances):
+        c = comb(m, s_w)
         for j in range(keep, 0, -1):
             e[j] += e[j - 1] * c
     return e[keep]
@@ -89,7 +90,8 @@ def _hgc_exhaustive(code: HierarchicalCode) -> Iterator[tuple[np.ndarray, np.nda
     """Every maximal HGC pattern, in blocks ``(worker_masks, edge_masks)`` (one block per edge set)."""
     n, N = code.n_edges, code.n_workers
     offsets = np.concatenate([[0], np.cumsum(code.workers)])
-    tables = [straggler_patterns(m, code.s_w, None, comb(m, code.s_w))[0] for m in code.workers]
+    tables = [straggler_patterns(m, s_w, None, comb(m, s_w))[0]
+              for m, s_w in zip(code.workers, code.worker_tolerances)]
     for down in combinations(range(n), code.s_e):
         alive = [i for i in range(n) if i not in down]
         radices = [tables[i].shape[0] for i in alive]
@@ -107,6 +109,7 @@ def _hgc_exhaustive(code: HierarchicalCode) -> Iterator[tuple[np.ndarray, np.nda
 def _hgc_sampled(code: HierarchicalCode, count: int, rng: np.random.Generator) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """``count`` random HGC patterns: uniform edge set, then a uniform straggler set in every edge."""
     n = code.n_edges
+    tolerances = code.worker_tolerances
     offsets = np.concatenate([[0], np.cumsum(code.workers)])
     for lo in range(0, count, CHUNK):
         p = min(CHUNK, count - lo)
@@ -114,7 +117,7 @@ def _hgc_sampled(code: HierarchicalCode, count: int, rng: np.random.Generator) -
         em[np.arange(p)[:, None], rng.random((p, n)).argsort(axis=1)[:, :code.s_e]] = False
         wm = np.ones((p, code.n_workers), dtype=bool)
         for i, m in enumerate(code.workers):
-            down = rng.random((p, m)).argsort(axis=1)[:, :code.s_w] + offsets[i]
+            down = rng.random((p, m)).argsort(axis=1)[:, :tolerances[i]] + offsets[i]
             wm[np.arange(p)[:, None], down] = False
         yield wm, em
 
@@ -167,7 +170,8 @@ def check_code(code: GradientCode, *, max_patterns: int = DEFAULT_PATTERNS, rng:
 
     A pattern *fails* when the decoder refuses it (undecodable) or returns a gradient whose relative
     error exceeds ``tol``. ``rng`` (default ``stream(0, Stream.VERIFY)``) draws the partial gradients
-    and, when sampling, the patterns.
+    and, when sampling, the patterns. The messages are the code's real (possibly chunked) messages and
+    the gradient is reassembled from the decoded chunks (:meth:`GradientCode.combine`).
     """
     rng = rng if rng is not None else stream(0, Stream.VERIFY)
     G = rng.standard_normal((code.n_partitions, dim))
@@ -184,7 +188,7 @@ def check_code(code: GradientCode, *, max_patterns: int = DEFAULT_PATTERNS, rng:
         if not result.ok.any():
             continue
         w = result.weights[result.ok]
-        err = np.linalg.norm(w @ messages - g, axis=1) / g_norm
+        err = np.linalg.norm(code.combine(w, messages, dim) - g, axis=1) / g_norm
         wrong += int((err > tol).sum())
         max_err = max(max_err, float(err.max()))
         worst_cond = max(worst_cond, float(result.cond[result.ok].max()))
