@@ -165,13 +165,17 @@ def patterns(code: GradientCode, max_patterns: int, rng: np.random.Generator
 # ----------------------------------------------------------------------------------------------------
 
 def check_code(code: GradientCode, *, max_patterns: int = DEFAULT_PATTERNS, rng: np.random.Generator | None = None,
-               tol: float = DEFAULT_RTOL, dim: int = GRADIENT_DIM) -> CodeCheck:
+               tol: float = DEFAULT_RTOL, dim: int = GRADIENT_DIM, jobs: int = 1) -> CodeCheck:
     """Decode random float64 partial gradients over the maximal straggler patterns of ``code``.
 
     A pattern *fails* when the decoder refuses it (undecodable) or returns a gradient whose relative
     error exceeds ``tol``. ``rng`` (default ``stream(0, Stream.VERIFY)``) draws the partial gradients
     and, when sampling, the patterns. The messages are the code's real (possibly chunked) messages and
     the gradient is reassembled from the decoded chunks (:meth:`GradientCode.combine`).
+
+    ``jobs > 1`` decodes the batches of patterns in that many worker processes (when there are at least
+    two batches). Every batch is decoded exactly as in this process and only maxima and counts are
+    combined, so the result is the same, bit for bit, for any ``jobs``.
     """
     rng = rng if rng is not None else stream(0, Stream.VERIFY)
     G = rng.standard_normal((code.n_partitions, dim))
@@ -179,23 +183,69 @@ def check_code(code: GradientCode, *, max_patterns: int = DEFAULT_PATTERNS, rng:
     g = G.sum(axis=0)
     g_norm = float(np.linalg.norm(g))
     batches, count, exhaustive = patterns(code, max_patterns, rng)
+    job = _BatchCheck(code, messages, g, g_norm, tol, dim)
+    if jobs > 1 and count > CHUNK:
+        from concurrent.futures import ProcessPoolExecutor
+
+        blocks = list(batches)                          # drawn here, in order: the rng stream is unchanged
+        with ProcessPoolExecutor(max_workers=min(jobs, len(blocks)), initializer=_set_batch_check,
+                                 initargs=(job,)) as pool:
+            outcomes = list(pool.map(_check_batch_in_worker, blocks))
+    else:
+        outcomes = [job(block) for block in batches]
     max_err, worst_cond, undecodable, wrong, seen = 0.0, 1.0, 0, 0, 0
     any_decoded = False
-    for wm, em in batches:
-        result = code.decode_batch(wm, em)
-        seen += wm.shape[0]
-        undecodable += int((~result.ok).sum())
-        if not result.ok.any():
+    for size, refused, bad, err, cond in outcomes:
+        seen += size
+        undecodable += refused
+        if err is None:
             continue
-        w = result.weights[result.ok]
-        err = np.linalg.norm(code.combine(w, messages, dim) - g, axis=1) / g_norm
-        wrong += int((err > tol).sum())
-        max_err = max(max_err, float(err.max()))
-        worst_cond = max(worst_cond, float(result.cond[result.ok].max()))
+        wrong += bad
+        max_err = max(max_err, err)
+        worst_cond = max(worst_cond, cond)
         any_decoded = True
     assert seen == count, (seen, count)
     return CodeCheck(count, exhaustive, max_err if any_decoded else float("nan"),
                      worst_cond if any_decoded else float("nan"), undecodable, wrong)
+
+
+@dataclass(frozen=True)
+class _BatchCheck:
+    """Decodes one batch of patterns: ``(patterns, undecodable, wrong, max error, worst κ)`` (the last two
+    ``None`` when nothing decoded)."""
+
+    code: GradientCode
+    messages: np.ndarray
+    g: np.ndarray
+    g_norm: float
+    tol: float
+    dim: int
+
+    def __call__(self, block: tuple[np.ndarray, np.ndarray | None]) -> tuple[int, int, int, float | None,
+                                                                               float | None]:
+        wm, em = block
+        result = self.code.decode_batch(wm, em)
+        refused = int((~result.ok).sum())
+        if not result.ok.any():
+            return wm.shape[0], refused, 0, None, None
+        w = result.weights[result.ok]
+        err = np.linalg.norm(self.code.combine(w, self.messages, self.dim) - self.g, axis=1) / self.g_norm
+        return (wm.shape[0], refused, int((err > self.tol).sum()), float(err.max()),
+                float(result.cond[result.ok].max()))
+
+
+_WORKER_CHECK: _BatchCheck | None = None
+
+
+def _set_batch_check(job: _BatchCheck) -> None:
+    global _WORKER_CHECK
+    _WORKER_CHECK = job
+
+
+def _check_batch_in_worker(block: tuple[np.ndarray, np.ndarray | None]) -> tuple[int, int, int, float | None,
+                                                                                  float | None]:
+    assert _WORKER_CHECK is not None
+    return _WORKER_CHECK(block)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -251,7 +301,8 @@ def _jncss_code(config: ExperimentConfig) -> tuple[dict, str, tuple[int, ...]]:
 
 
 def verify_config(config: ExperimentConfig, *, max_patterns: int = DEFAULT_PATTERNS, out_dir: Path | None = None,
-                  tol: float = DEFAULT_RTOL, progress: Callable[[str], None] | None = None) -> pd.DataFrame:
+                  tol: float = DEFAULT_RTOL, progress: Callable[[str], None] | None = None,
+                  jobs: int = 1) -> pd.DataFrame:
     """Build and check every coded scheme of ``config`` (an :class:`hgc.config.ExperimentConfig`).
 
     Codes use ``stream(seed, Stream.CODES)`` and ``data.partitions`` (smallest valid ``K`` if unset);
@@ -259,11 +310,11 @@ def verify_config(config: ExperimentConfig, *, max_patterns: int = DEFAULT_PATTE
     and its own parameters. Returns the table (columns :data:`VERIFY_COLUMNS`) and writes
     ``out_dir/verify.csv`` if ``out_dir`` is given. An explicit tolerance that is inadmissible or a ``K``
     that does not fit it raises :class:`~hgc.errors.ConfigError`; for ``auto`` tolerances such values
-    are listed with a note instead.
+    are listed with a note instead. ``jobs``: worker processes per code (:func:`check_code`; same table).
     """
     rows: list[dict] = []
     try:
-        for row in _verify_rows(config, max_patterns, tol, progress):
+        for row in _verify_rows(config, max_patterns, tol, progress, jobs):
             rows.append(row)
     except KeyboardInterrupt:  # keep the rows already checked, then stop
         if out_dir is not None and rows:
@@ -276,7 +327,7 @@ def verify_config(config: ExperimentConfig, *, max_patterns: int = DEFAULT_PATTE
 
 
 def _verify_rows(config: ExperimentConfig, max_patterns: int, tol: float,
-                 progress: Callable[[str], None] | None) -> Iterator[dict]:
+                 progress: Callable[[str], None] | None, jobs: int = 1) -> Iterator[dict]:
     """One ``verify.csv`` row per code, in config order (see :func:`verify_config`)."""
     workers = tuple(config.topology.workers)
     K = config.data.partitions
@@ -297,7 +348,8 @@ def _verify_rows(config: ExperimentConfig, max_patterns: int, tol: float,
                     continue
                 key = "data.partitions" if err.key == "data.partitions" else f"schemes[{j}]"
                 raise ConfigError(err.message, key, config.source) from None
-            check = check_code(code, max_patterns=max_patterns, rng=stream(config.seed, Stream.VERIFY), tol=tol)
+            check = check_code(code, max_patterns=max_patterns, rng=stream(config.seed, Stream.VERIFY), tol=tol,
+                               jobs=jobs)
             yield {**row, "K": code.n_partitions, "load": code.load, "construction": code.construction,
                    "patterns": check.patterns, "exhaustive": check.exhaustive,
                    "max_rel_error": check.max_rel_error, "worst_cond": check.worst_cond,

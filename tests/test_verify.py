@@ -180,3 +180,13 @@ def test_interrupt_writes_the_rows_already_checked(tmp_path, monkeypatch):
         verify_config(load_config(path), out_dir=tmp_path / "out")
     written = pd.read_csv(tmp_path / "out" / "verify.csv")
     assert written.scheme.tolist() == ["uncoded"] and written.failures.tolist() == [0]
+
+
+def test_parallel_checking_gives_the_same_result_bit_for_bit():
+    hgc = build_code("hgc", (5, 5, 5, 5), s_e=0, s_w=2)                     # 10^4 patterns: two batches
+    flat = build_code("flat_gc", [6, 6, 6], s=5, construction="gaussian")   # C(18, 5) = 8568 patterns
+    for code, limit in ((hgc, 20_000), (flat, 20_000), (flat, 8500)):          # exhaustive, exhaustive, sampled
+        serial = check_code(code, max_patterns=limit, rng=np.random.default_rng(1))
+        parallel = check_code(code, max_patterns=limit, rng=np.random.default_rng(1), jobs=2)
+        assert serial == parallel and serial.patterns > verify_module.CHUNK
+        assert serial.failures == 0

@@ -124,11 +124,13 @@ def _qr_weights(Bs: np.ndarray, ell: int) -> tuple[np.ndarray, np.ndarray]:
     ok = d.min(axis=1) > max(c, A) * np.finfo(float).eps * d.max(axis=1)
     weights = np.zeros((Bs.shape[0], ell, c))
     if ok.any():
+        if not ok.all():                                                # (no copies in the common case)
+            q, r = q[ok], r[ok]
         if ell == 1:
-            weights[ok, 0] = np.linalg.solve(r[ok], q[ok].sum(axis=1)[..., None])[..., 0]   # a = R^-1 Q^T 1
+            weights[ok, 0] = np.linalg.solve(r, q.sum(axis=1)[..., None])[..., 0]   # a = R^-1 Q^T 1
         else:
-            qt_e = q[ok].reshape(int(ok.sum()), -1, ell, c).sum(axis=1).transpose(0, 2, 1)  # Q^T E^T: (p, c, ℓ)
-            weights[ok] = np.linalg.solve(r[ok], qt_e).transpose(0, 2, 1)
+            qt_e = q.reshape(q.shape[0], -1, ell, c).sum(axis=1).transpose(0, 2, 1)  # Q^T E^T: (p, c, ℓ)
+            weights[ok] = np.linalg.solve(r, qt_e).transpose(0, 2, 1)
     return weights, ok
 
 
@@ -150,25 +152,45 @@ def min_norm_weights(coefficients: np.ndarray, masks: np.ndarray) -> np.ndarray:
     B, ell = _flat(coefficients)
     masks = np.asarray(masks, dtype=bool)
     P, n = masks.shape
-    A = B.shape[1]
     weights = np.zeros((P, ell, n))
+    row_id = _row_ids(B)
     counts = masks.sum(axis=1)
     for c in np.unique(counts):
         if c == 0:
             continue
-        sel_all = np.flatnonzero(counts == c)
-        for lo in range(0, sel_all.size, _CHUNK):
-            sel = sel_all[lo:lo + _CHUNK]
-            rows = np.nonzero(masks[sel])[1].reshape(sel.size, c)      # responders, ascending
-            Bs = B[rows]
-            a = np.zeros((sel.size, ell, c))
-            ok = np.zeros(sel.size, dtype=bool)
-            if c <= A:
-                a, ok = _qr_weights(Bs, ell)
-            if not ok.all():
-                a[~ok] = _svd_weights(Bs[~ok], ell)
-            weights[sel[:, None, None], np.arange(ell)[None, :, None], rows[:, None, :]] = a
+        sel = np.flatnonzero(counts == c)
+        rows = np.nonzero(masks[sel])[1].reshape(sel.size, c)          # responders, ascending
+        if row_id is None:
+            a = _solve_stacked(B, rows, ell)
+        else:                  # identical rows: equal systems (same rows, same order) are solved once
+            keys, first, inverse = np.unique(row_id[rows], axis=0, return_index=True, return_inverse=True)
+            a = _solve_stacked(B, rows[first], ell)[inverse.reshape(-1)]
+        weights[sel[:, None, None], np.arange(ell)[None, :, None], rows[:, None, :]] = a
     return weights
+
+
+def _row_ids(B: np.ndarray) -> np.ndarray | None:
+    """Label of every row of ``B`` (equal rows, equal labels), or ``None`` when all rows differ."""
+    _, inverse = np.unique(B, axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    return inverse if np.unique(inverse).size < B.shape[0] else None
+
+
+def _solve_stacked(B: np.ndarray, rows: np.ndarray, ell: int) -> np.ndarray:
+    """Weights ``(p, ℓ, c)`` for the stacked systems ``B[rows[p]]`` (each solved on its own: the result
+    for one system does not depend on the others in the batch)."""
+    p, c = rows.shape
+    out = np.zeros((p, ell, c))
+    for lo in range(0, p, _CHUNK):
+        Bs = B[rows[lo:lo + _CHUNK]]
+        a = np.zeros((Bs.shape[0], ell, c))
+        ok = np.zeros(Bs.shape[0], dtype=bool)
+        if c <= B.shape[1]:
+            a, ok = _qr_weights(Bs, ell)
+        if not ok.all():
+            a[~ok] = _svd_weights(Bs[~ok], ell)
+        out[lo:lo + _CHUNK] = a
+    return out
 
 
 def first_per_group(groups: np.ndarray, masks: np.ndarray) -> np.ndarray:
