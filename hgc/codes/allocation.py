@@ -253,7 +253,14 @@ class Allocation:
     @property
     def worker_loads(self) -> tuple[Fraction, ...]:
         """``f_i g_ij`` for every worker, numbered edge by edge (exact)."""
-        return tuple(f * g for f, shares in zip(self.edge_shares, self.worker_shares) for g in shares)
+        out: list[Fraction] = []
+        for f, shares in zip(self.edge_shares, self.worker_shares):
+            previous, load = None, Fraction(0)
+            for g in shares:
+                if g is not previous:                   # equal shares are usually one object: multiply once
+                    previous, load = g, f * g
+                out.append(load)
+        return tuple(out)
 
     @property
     def edge_loads(self) -> tuple[Fraction, ...]:
@@ -262,7 +269,8 @@ class Allocation:
 
     @property
     def max_load(self) -> Fraction:
-        return max(self.worker_loads)
+        """The largest worker load ``max_i f_i max_j g_ij`` (exact)."""
+        return max(f * _largest(shares) for f, shares in zip(self.edge_shares, self.worker_shares))
 
     @property
     def n_chunks(self) -> int:
@@ -285,6 +293,11 @@ class Allocation:
         ``f_i g_ij``. Every valid ``K`` is a multiple of it."""
         dens = [f.denominator for f in self.edge_shares] + [x.denominator for x in self.worker_loads]
         return lcm(*dens)
+
+
+def _largest(shares: tuple[Fraction, ...]) -> Fraction:
+    first = shares[0]
+    return first if all(g is first for g in shares) else max(shares)
 
 
 def _edge_shares(workers: tuple[int, ...], s_e: int, s_w: tuple[int, ...], spec: ShareSpec, reduction_e: int,
