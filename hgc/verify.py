@@ -198,7 +198,7 @@ def check_code(code: GradientCode, *, max_patterns: int = DEFAULT_PATTERNS, rng:
     for size, refused, bad, err, cond in outcomes:
         seen += size
         undecodable += refused
-        if err is None:
+        if err is None or cond is None:
             continue
         wrong += bad
         max_err = max(max_err, err)
