@@ -9,7 +9,7 @@ import pytest
 
 from hgc.codes import (build_code, build_layer, chunk_length, proportional_cyclic_placement, split_chunks,
                        straggler_patterns)
-from hgc.codes.constructions import components, polynomial_coefficients
+from hgc.codes.constructions import components
 from hgc.errors import ConfigError, UndecodableError, UnreachableBoundError
 from hgc.verify import check_code
 
