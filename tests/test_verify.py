@@ -190,3 +190,14 @@ def test_parallel_checking_gives_the_same_result_bit_for_bit():
         parallel = check_code(code, max_patterns=limit, rng=np.random.default_rng(1), jobs=2)
         assert serial == parallel and serial.patterns > verify_module.CHUNK
         assert serial.failures == 0
+
+
+def test_cli_jobs_option_does_not_change_the_csv(tmp_path):
+    path = write_config(tmp_path, "topology: {workers: [5, 5, 5, 5]}\nschemes:\n  - {scheme: hgc, s_e: 0, s_w: 2}\n")
+    runner = CliRunner()
+    for jobs in ("1", "2"):
+        result = runner.invoke(main, ["verify", str(path), "--out", str(tmp_path / jobs), "--jobs", jobs, "--quiet"])
+        assert result.exit_code == 0, result.output
+    assert (tmp_path / "1" / "verify.csv").read_bytes() == (tmp_path / "2" / "verify.csv").read_bytes()
+    assert pd.read_csv(tmp_path / "1" / "verify.csv").patterns.tolist() == [10_000]
+    assert runner.invoke(main, ["verify", str(path), "--jobs", "0"]).exit_code == 2
