@@ -45,10 +45,11 @@ def export_tree(rev: str, into: Path) -> Path:
     return into
 
 
-def run_verify(tree: Path, config: Path, out: Path, patterns: int | None = None) -> Run:
-    """``python -m hgc verify config --out out --quiet`` with ``tree`` on ``PYTHONPATH``."""
+def run_verify(tree: Path, config: Path, out: Path, patterns: int | None = None,
+               extra: tuple[str, ...] = ()) -> Run:
+    """``python -m hgc verify config --out out --quiet [extra...]`` with ``tree`` on ``PYTHONPATH``."""
     env = {**os.environ, "PYTHONPATH": str(tree)}
-    cmd = [sys.executable, "-m", "hgc", "verify", str(config), "--out", str(out), "--quiet"]
+    cmd = [sys.executable, "-m", "hgc", "verify", str(config), "--out", str(out), "--quiet", *extra]
     if patterns is not None:
         cmd += ["--patterns", str(patterns)]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
