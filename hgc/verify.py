@@ -6,8 +6,9 @@ else a seeded sample of ``max_patterns`` — recording the worst relative gradie
 condition number and how many patterns were undecodable or decoded wrongly.
 
 Patterns are the *maximal* admissible ones (exactly ``s`` stragglers for flat codes; exactly ``s_e``
-straggling edges and exactly ``s_w`` straggling workers in every other edge for HGC): fewer
-stragglers only add responders, which never turns a decodable set undecodable.
+straggling edges and exactly ``s_w[i]`` straggling workers in every other edge ``i`` for HGC): fewer
+stragglers only add responders, which never turns a decodable set undecodable. Codes with shorter
+messages (reductions) are checked the same way: every chunk of the decoded gradient must be exact.
 
 :func:`verify_config` does this for every coded scheme of a config (every admissible value of an
 ``auto`` tolerance; for ``hgc_jncss`` the code of the JNCSS choice on its participating nodes) and
@@ -16,17 +17,20 @@ writes ``verify.csv`` (``hgc verify CONFIG``).
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from itertools import combinations
 from math import comb, prod
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
 
 from hgc.codes import DEFAULT_RTOL, GradientCode, HierarchicalCode, straggler_patterns
 from hgc.errors import ConfigError, Interrupted
+from hgc.interrupts import pool_worker_init
 from hgc.output import run_metadata, write_csv, write_json, write_yaml
 from hgc.progress import ProgressFactory, progress_bar
 from hgc.rng import Stream, stream
@@ -71,15 +75,15 @@ class CodeCheck:
 def pattern_count(code: GradientCode) -> int:
     """Number of maximal admissible straggler patterns of ``code``.
 
-    Flat: ``C(N, s)``. HGC: ``Σ_{|E| = s_e} Π_{i ∉ E} C(m_i, s_w)`` (elementary symmetric polynomial,
+    Flat: ``C(N, s)``. HGC: ``Σ_{|E| = s_e} Π_{i ∉ E} C(m_i, s_w[i])`` (elementary symmetric polynomial,
     computed exactly by dynamic programming).
     """
     if not isinstance(code, HierarchicalCode):
         return comb(code.n_workers, code.s)
     keep = code.n_edges - code.s_e
-    e = [1] + [0] * keep                       # e[j] = sum over j-subsets of survivors of Π C(m_i, s_w)
-    for m in code.workers:
-        c = comb(m, code.s_w)
+    e = [1] + [0] * keep                       # e[j] = sum over j-subsets of survivors of Π C(m_i, s_w[i])
+    for m, s_w in zip(code.workers, code.worker_tolerances):
+        c = comb(m, s_w)
         for j in range(keep, 0, -1):
             e[j] += e[j - 1] * c
     return e[keep]
@@ -89,7 +93,8 @@ def _hgc_exhaustive(code: HierarchicalCode) -> Iterator[tuple[np.ndarray, np.nda
     """Every maximal HGC pattern, in blocks ``(worker_masks, edge_masks)`` (one block per edge set)."""
     n, N = code.n_edges, code.n_workers
     offsets = np.concatenate([[0], np.cumsum(code.workers)])
-    tables = [straggler_patterns(m, code.s_w, None, comb(m, code.s_w))[0] for m in code.workers]
+    tables = [straggler_patterns(m, s_w, None, comb(m, s_w))[0]
+              for m, s_w in zip(code.workers, code.worker_tolerances)]
     for down in combinations(range(n), code.s_e):
         alive = [i for i in range(n) if i not in down]
         radices = [tables[i].shape[0] for i in alive]
@@ -107,6 +112,7 @@ def _hgc_exhaustive(code: HierarchicalCode) -> Iterator[tuple[np.ndarray, np.nda
 def _hgc_sampled(code: HierarchicalCode, count: int, rng: np.random.Generator) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """``count`` random HGC patterns: uniform edge set, then a uniform straggler set in every edge."""
     n = code.n_edges
+    tolerances = code.worker_tolerances
     offsets = np.concatenate([[0], np.cumsum(code.workers)])
     for lo in range(0, count, CHUNK):
         p = min(CHUNK, count - lo)
@@ -114,7 +120,7 @@ def _hgc_sampled(code: HierarchicalCode, count: int, rng: np.random.Generator) -
         em[np.arange(p)[:, None], rng.random((p, n)).argsort(axis=1)[:, :code.s_e]] = False
         wm = np.ones((p, code.n_workers), dtype=bool)
         for i, m in enumerate(code.workers):
-            down = rng.random((p, m)).argsort(axis=1)[:, :code.s_w] + offsets[i]
+            down = rng.random((p, m)).argsort(axis=1)[:, :tolerances[i]] + offsets[i]
             wm[np.arange(p)[:, None], down] = False
         yield wm, em
 
@@ -162,13 +168,18 @@ def patterns(code: GradientCode, max_patterns: int, rng: np.random.Generator
 # ----------------------------------------------------------------------------------------------------
 
 def check_code(code: GradientCode, *, max_patterns: int = DEFAULT_PATTERNS, rng: np.random.Generator | None = None,
-               tol: float = DEFAULT_RTOL, dim: int = GRADIENT_DIM,
+               tol: float = DEFAULT_RTOL, dim: int = GRADIENT_DIM, jobs: int = 1,
                on_batch: Callable[[int], object] | None = None) -> CodeCheck:
     """Decode random float64 partial gradients over the maximal straggler patterns of ``code``.
 
     A pattern *fails* when the decoder refuses it (undecodable) or returns a gradient whose relative
     error exceeds ``tol``. ``rng`` (default ``stream(0, Stream.VERIFY)``) draws the partial gradients
-    and, when sampling, the patterns.
+    and, when sampling, the patterns. The messages are the code's real (possibly chunked) messages and
+    the gradient is reassembled from the decoded chunks (:meth:`GradientCode.combine`).
+
+    ``jobs > 1`` decodes the batches of patterns in that many worker processes (when there are at least
+    two batches). Every batch is decoded exactly as in this process and only maxima and counts are
+    combined, so the result is the same, bit for bit, for any ``jobs``.
     """
     rng = rng if rng is not None else stream(0, Stream.VERIFY)
     G = rng.standard_normal((code.n_partitions, dim))
@@ -176,25 +187,75 @@ def check_code(code: GradientCode, *, max_patterns: int = DEFAULT_PATTERNS, rng:
     g = G.sum(axis=0)
     g_norm = float(np.linalg.norm(g))
     batches, count, exhaustive = patterns(code, max_patterns, rng)
+    job = _BatchCheck(code, messages, g, g_norm, tol, dim)
+    outcomes: Iterable[tuple[int, int, int, float | None, float | None]]
+    if jobs > 1 and count > CHUNK:
+        blocks = list(batches)                          # drawn here, in order: the rng stream is unchanged
+        pool = ProcessPoolExecutor(max_workers=min(jobs, len(blocks)), initializer=_start_batch_worker,
+                                   initargs=(os.getpid(), job))
+        try:
+            outcomes = list(pool.map(_check_batch_in_worker, blocks))
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+    else:
+        outcomes = (job(block) for block in batches)    # lazily: progress advances batch by batch
     max_err, worst_cond, undecodable, wrong, seen = 0.0, 1.0, 0, 0, 0
     any_decoded = False
-    for wm, em in batches:
-        result = code.decode_batch(wm, em)
-        seen += wm.shape[0]
+    for size, refused, bad, err, cond in outcomes:
+        seen += size
+        undecodable += refused
         if on_batch is not None:
-            on_batch(wm.shape[0])
-        undecodable += int((~result.ok).sum())
-        if not result.ok.any():
+            on_batch(size)
+        if err is None or cond is None:
             continue
-        w = result.weights[result.ok]
-        err = np.linalg.norm(w @ messages - g, axis=1) / g_norm
-        wrong += int((err > tol).sum())
-        max_err = max(max_err, float(err.max()))
-        worst_cond = max(worst_cond, float(result.cond[result.ok].max()))
+        wrong += bad
+        max_err = max(max_err, err)
+        worst_cond = max(worst_cond, cond)
         any_decoded = True
     assert seen == count, (seen, count)
     return CodeCheck(count, exhaustive, max_err if any_decoded else float("nan"),
                      worst_cond if any_decoded else float("nan"), undecodable, wrong)
+
+
+@dataclass(frozen=True)
+class _BatchCheck:
+    """Decodes one batch of patterns: ``(patterns, undecodable, wrong, max error, worst κ)`` (the last two
+    ``None`` when nothing decoded)."""
+
+    code: GradientCode
+    messages: np.ndarray
+    g: np.ndarray
+    g_norm: float
+    tol: float
+    dim: int
+
+    def __call__(self, block: tuple[np.ndarray, np.ndarray | None]) -> tuple[int, int, int, float | None,
+                                                                               float | None]:
+        wm, em = block
+        result = self.code.decode_batch(wm, em)
+        refused = int((~result.ok).sum())
+        if not result.ok.any():
+            return wm.shape[0], refused, 0, None, None
+        w = result.weights[result.ok]
+        err = np.linalg.norm(self.code.combine(w, self.messages, self.dim) - self.g, axis=1) / self.g_norm
+        return (wm.shape[0], refused, int((err > self.tol).sum()), float(err.max()),
+                float(result.cond[result.ok].max()))
+
+
+_WORKER_CHECK: _BatchCheck | None = None
+
+
+def _start_batch_worker(parent_pid: int, job: _BatchCheck) -> None:
+    """Initializer of a verify worker process: the signal rules of :mod:`hgc.interrupts`, then the job."""
+    global _WORKER_CHECK
+    pool_worker_init(parent_pid)
+    _WORKER_CHECK = job
+
+
+def _check_batch_in_worker(block: tuple[np.ndarray, np.ndarray | None]) -> tuple[int, int, int, float | None,
+                                                                                  float | None]:
+    assert _WORKER_CHECK is not None
+    return _WORKER_CHECK(block)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -202,7 +263,8 @@ def check_code(code: GradientCode, *, max_patterns: int = DEFAULT_PATTERNS, rng:
 # ----------------------------------------------------------------------------------------------------
 
 def verify_config(config: ExperimentConfig, *, max_patterns: int = DEFAULT_PATTERNS, out_dir: Path | None = None,
-                  tol: float = DEFAULT_RTOL, progress: ProgressFactory | None = None) -> pd.DataFrame:
+                  tol: float = DEFAULT_RTOL, progress: ProgressFactory | None = None,
+                  jobs: int = 1) -> pd.DataFrame:
     """Build and check every coded scheme of ``config`` (an :class:`hgc.config.ExperimentConfig`).
 
     Each scheme says which codes to check (:meth:`~hgc.schemes.Scheme.verify_strategies`: every admissible
@@ -212,7 +274,8 @@ def verify_config(config: ExperimentConfig, *, max_patterns: int = DEFAULT_PATTE
     parameters. Returns the table (columns :data:`VERIFY_COLUMNS`) and writes ``out_dir/verify.csv`` if
     ``out_dir`` is given. An explicit parameter that is inadmissible or a ``K`` that does not fit it raises
     :class:`~hgc.errors.ConfigError`; for ``auto`` values such codes are listed with a note instead.
-    ``progress`` draws one bar over the straggler patterns of all codes.
+    ``progress`` draws one bar over the straggler patterns of all codes; ``jobs`` is the number of worker
+    processes per code (:func:`check_code`; the same table for any value).
 
     Ctrl-C / SIGTERM raises :class:`~hgc.errors.Interrupted` whose ``partial`` is the table of the codes
     checked completely so far (``None`` if none; also written to ``out_dir``); the code being checked
@@ -229,7 +292,7 @@ def verify_config(config: ExperimentConfig, *, max_patterns: int = DEFAULT_PATTE
                     continue
                 bar.set_postfix_str(_label(row))
                 check = check_code(code, max_patterns=max_patterns, rng=stream(config.seed, Stream.VERIFY), tol=tol,
-                                   on_batch=bar.update)
+                                   jobs=jobs, on_batch=bar.update)
                 rows.append({**row, "K": code.n_partitions, "load": code.load, "construction": code.construction,
                              "patterns": check.patterns, "exhaustive": check.exhaustive,
                              "max_rel_error": check.max_rel_error, "worst_cond": check.worst_cond,

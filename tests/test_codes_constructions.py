@@ -24,11 +24,11 @@ def all_patterns(n: int, s: int) -> np.ndarray:
 def test_every_construction_spans_ones_from_any_n_minus_s_rows(construction, n, s):
     support = cyclic_placement(n, s).membership()                      # node i holds groups i..i+s
     layer = build_layer(support, s, construction, rng=np.random.default_rng(1))
-    B = layer.coefficients
+    B = layer.coefficients[:, :, 0]
     assert ((B != 0) <= layer.membership).all()                    # coefficients only on the support
     result = layer.decode_batch(all_patterns(n, s))
-    assert result.ok.all()
-    assert np.abs(result.weights @ B - 1).max() < 1e-10
+    assert result.ok.all() and result.weights.shape == (comb(n, s), 1, n)
+    assert np.abs(result.weights[:, 0] @ B - 1).max() < 1e-10
     assert (result.cond >= 1 - 1e-12).all()
 
 
@@ -39,9 +39,9 @@ def test_fractional_repetition_is_exact_and_takes_one_per_group():
     result = layer.decode_batch(all_patterns(6, 2))
     assert result.ok.all() and (result.residual == 0).all() and (result.cond == 1).all()
     assert set(np.unique(result.weights)) <= {0.0, 1.0}
-    assert (result.weights.sum(axis=1) == 2).all()                     # one responder per class
+    assert (result.weights.sum(axis=2) == 2).all()                     # one responder per class
     w = layer.decoding_weights(np.array([0, 0, 0, 1, 1, 1], bool))
-    assert w.tolist() == [0, 0, 0, 1, 1, 0]
+    assert w.tolist() == [[0, 0, 0, 1, 1, 0]]
 
 
 def test_polynomial_construction_on_arbitrary_supports():
@@ -63,6 +63,7 @@ def test_polynomial_coefficients_are_monic_polynomial_values():
     _, Ma = atoms(M)
     x = np.array([-1.0, 0.0, 1.0, 2.0])
     B = polynomial_coefficients(Ma, 1, x)
+    assert B.shape == (4, Ma.shape[1], 1)
     for k in range(Ma.shape[1]):
         zeros = np.flatnonzero(~Ma[:, k])
         assert np.allclose(B[zeros, k], 0)
@@ -112,7 +113,7 @@ def test_one_straggler_too_many_is_refused_not_decoded_wrongly(construction):
     result = layer.decode_batch(masks)
     assert not result.ok.all()                                          # generic codes cannot do s+1
     ok = result.ok
-    assert (np.abs(result.weights[ok] @ layer.coefficients - 1).max(initial=0) <= 1e-9)
+    assert (np.abs(result.weights[ok][:, 0] @ layer.coefficients[:, :, 0] - 1).max(initial=0) <= 1e-9)
     bad = masks[np.flatnonzero(~ok)[0]]
     with pytest.raises(UndecodableError, match="5 of 9 nodes responded"):
         layer.decoding_weights(bad)
@@ -121,7 +122,7 @@ def test_one_straggler_too_many_is_refused_not_decoded_wrongly(construction):
 def test_min_norm_uses_every_responder_and_nobody_gives_inf_residual():
     layer = build_layer(cyclic_support(5, 1), 1, "polynomial")
     d = decode_layer(layer.atom_coefficients, np.ones((1, 5), bool))
-    assert d.ok[0] and (d.weights[0] != 0).sum() >= 4
+    assert d.ok[0] and (d.weights[0, 0] != 0).sum() >= 4
     d = decode_layer(layer.atom_coefficients, np.zeros((1, 5), bool))
     assert not d.ok[0] and d.residual[0] == np.inf and d.cond[0] == np.inf
 

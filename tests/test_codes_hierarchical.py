@@ -21,12 +21,14 @@ def gradients() -> np.ndarray:
 
 def test_shapes_numbering_and_load(hgc_code):
     code = hgc_code
-    assert code.encoding.shape == (19, code.n_partitions)
+    assert code.encoding.shape == (19, code.n_partitions, 1) and code.n_chunks == 1
     assert code.worker_edge.tolist() == [0] * 5 + [1] * 5 + [2] * 3 + [3] * 6
     assert code.load == worker_load("hgc", WORKERS, s_e=1, s_w=1) == 4 / 19
-    held = (code.encoding != 0).sum(axis=1)
+    held = (code.encoding[:, :, 0] != 0).sum(axis=1)
     assert (held == code.load * code.n_partitions).all()
-    assert ((code.encoding != 0) <= code.membership).all()
+    assert ((code.encoding[:, :, 0] != 0) <= code.membership).all()
+    assert (code.worker_loads == code.load).all()
+    assert code.worker_message_length == code.edge_message_length == 1
     assert code.describe()["K"] == code.n_partitions
 
 
@@ -41,8 +43,9 @@ def test_hgc_decodes_with_one_edge_and_one_worker_per_edge_missing(hgc_code, gra
         g = code.decode(responded, messages, edges=edges)
         np.testing.assert_allclose(g, G.sum(axis=0), rtol=0, atol=1e-12)
         w = code.decoding_weights(responded, edges)
-        assert (w[code.worker_edge == down] == 0).all() and (w[~responded] == 0).all()
-        np.testing.assert_allclose(w @ messages, G.sum(axis=0), atol=1e-12)
+        assert w.shape == (1, 19)
+        assert (w[:, code.worker_edge == down] == 0).all() and (w[:, ~responded] == 0).all()
+        np.testing.assert_allclose(code.combine(w, messages), G.sum(axis=0), atol=1e-12)
 
 
 def test_non_responders_messages_are_never_read(hgc_code, gradients):
@@ -108,7 +111,7 @@ def test_flat_code_relays_and_decodes_from_any_n_minus_s(gradients):
 def test_uncoded_needs_everyone(gradients):
     code = build_code("uncoded", WORKERS)
     assert code.construction == "fractional_repetition" and code.load == 1 / 19
-    np.testing.assert_array_equal(code.encoding, np.eye(19))
+    np.testing.assert_array_equal(code.encoding[:, :, 0], np.eye(19))
     messages = code.encode(gradients)
     np.testing.assert_allclose(code.decode(None, messages), gradients.sum(axis=0), rtol=0, atol=1e-14)
     with pytest.raises(UndecodableError):

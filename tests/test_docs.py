@@ -74,6 +74,7 @@ def test_section_10_4_bimodal_best_tolerance_is_4():
 def test_section_4_5_code_by_hand():
     code = build_code("flat_gc", [3], s=1)
     assert code.construction == "polynomial" and code.n_partitions == 3
-    np.testing.assert_allclose(code.encoding, [[1, 0.5, 0], [1, 0, -1], [0, -0.5, -1]], atol=1e-12)
-    np.testing.assert_allclose(code.decoding_weights(np.array([1, 2])), [0, 1, -2], atol=1e-12)
-    np.testing.assert_allclose(code.decoding_weights(np.array([0, 2])), [1, 0, -1], atol=1e-12)
+    # encoding is (workers, partitions, chunks); one chunk without message reduction
+    np.testing.assert_allclose(code.encoding[:, :, 0], [[1, 0.5, 0], [1, 0, -1], [0, -0.5, -1]], atol=1e-12)
+    np.testing.assert_allclose(code.decoding_weights(np.array([1, 2]))[0], [0, 1, -2], atol=1e-12)
+    np.testing.assert_allclose(code.decoding_weights(np.array([0, 2]))[0], [1, 0, -1], atol=1e-12)

@@ -182,3 +182,24 @@ def test_interrupt_writes_the_rows_already_checked(tmp_path, monkeypatch):
         verify_config(load_config(path), out_dir=tmp_path / "out")
     written = pd.read_csv(tmp_path / "out" / "verify.csv")
     assert written.scheme.tolist() == ["uncoded"] and written.failures.tolist() == [0]
+
+
+def test_parallel_checking_gives_the_same_result_bit_for_bit():
+    hgc = build_code("hgc", (5, 5, 5, 5), s_e=0, s_w=2)                     # 10^4 patterns: two batches
+    flat = build_code("flat_gc", [6, 6, 6], s=5, construction="gaussian")   # C(18, 5) = 8568 patterns
+    for code, limit in ((hgc, 20_000), (flat, 20_000), (flat, 8500)):          # exhaustive, exhaustive, sampled
+        serial = check_code(code, max_patterns=limit, rng=np.random.default_rng(1))
+        parallel = check_code(code, max_patterns=limit, rng=np.random.default_rng(1), jobs=2)
+        assert serial == parallel and serial.patterns > verify_module.CHUNK
+        assert serial.failures == 0
+
+
+def test_cli_jobs_option_does_not_change_the_csv(tmp_path):
+    path = write_config(tmp_path, "topology: {workers: [5, 5, 5, 5]}\nschemes:\n  - {scheme: hgc, s_e: 0, s_w: 2}\n")
+    runner = CliRunner()
+    for jobs in ("1", "2"):
+        result = runner.invoke(main, ["verify", str(path), "--out", str(tmp_path / jobs), "--jobs", jobs, "--quiet"])
+        assert result.exit_code == 0, result.output
+    assert (tmp_path / "1" / "verify.csv").read_bytes() == (tmp_path / "2" / "verify.csv").read_bytes()
+    assert pd.read_csv(tmp_path / "1" / "verify.csv").patterns.tolist() == [10_000]
+    assert runner.invoke(main, ["verify", str(path), "--jobs", "0"]).exit_code == 2

@@ -2,12 +2,19 @@
 
 Importing this package needs only NumPy. The pieces, one concept per module:
 
+* :mod:`~hgc.codes.allocation` — edge and worker shares, per-edge tolerances, message reductions,
+  per-worker loads and message lengths as exact fractions (:func:`hgc_allocation`,
+  :func:`quantize_shares`, :func:`load_lower_bound`);
 * :mod:`~hgc.codes.placement` — which partitions each node holds; the load arithmetic of SPEC §1
-  (:func:`worker_load`, :func:`hgc_reachable`, :func:`smallest_partitions`);
+  (:func:`worker_load`, :func:`worker_loads`, :func:`message_lengths`, :func:`hgc_reachable`,
+  :func:`smallest_partitions`);
 * :mod:`~hgc.codes.constructions` — coefficients for one layer (fractional repetition, random null
   space, Chebyshev polynomial, Gaussian), chosen automatically by conditioning;
 * :mod:`~hgc.codes.decoding` — batched decoders with residual checks;
-* :mod:`~hgc.codes.hierarchical` — flat GC, uncoded and the two-layer HGC code (:func:`build_code`).
+* :mod:`~hgc.codes.hierarchical` — flat GC, uncoded and the two-layer HGC code (:func:`build_code`),
+  all with one encode / decode surface that covers chunked (shorter) messages.
+
+The theory (load bounds, what the constructions achieve) is in ``docs/theory.md``.
 
 Example::
 
@@ -20,26 +27,39 @@ Example::
     responded = np.ones(code.n_workers, bool); responded[[0, 7]] = False    # one straggler in edges 0, 1
     g = code.decode(responded, messages, edges=[0, 1, 3])                   # edge 2 straggles
     assert np.allclose(g, G.sum(axis=0))
+
+    # shorter messages: edges send 1/2 of a gradient, workers 1/6; per-edge worker tolerances
+    short = build_code("hgc", [5, 5, 3, 6], s_e=1, s_w=[1, 2, 0, 1], reduction_e=2, reduction_w=3)
+    messages = short.encode(G)                                   # (N, ceil(10/6)) = (N, 2)
+    g = short.decode(None, messages, edges=[0, 1, 3], dim=10)    # edge 2 straggles (s_e = 1)
+    assert np.allclose(g, G.sum(axis=0))
 """
 
+from hgc.codes.allocation import (MAX_PARTITIONS, Allocation, balanced_edge_shares, hgc_allocation,
+                                  hgc_worker_loads, load_lower_bound, min_max_edge_shares, per_edge_tolerances,
+                                  quantize_shares)
 from hgc.codes.constructions import (CONSTRUCTIONS, LayerCode, atoms, build_layer, chebyshev_points, equispaced_points,
                                      fractional_repetition_coefficients, gaussian_coefficients,
                                      null_space_coefficients, polynomial_coefficients, straggler_patterns)
 from hgc.codes.decoding import DEFAULT_RTOL, Decoding, condition_numbers, decode_layer, min_norm_weights
-from hgc.codes.hierarchical import (FlatCode, GradientCode, HierarchicalCode, build_code, edge_mask,
-                                    worker_mask)
+from hgc.codes.hierarchical import (FlatCode, GradientCode, HierarchicalCode, build_code, chunk_length, edge_mask,
+                                    split_chunks, worker_mask)
 from hgc.codes.placement import (PLACEMENTS, ArcPlacement, HierarchicalPlacement, admissible_hgc, check_hgc,
                                  cyclic_placement, flat_placement, fractional_repetition_placement,
                                  hgc_reachable, hierarchical_placement, make_placement, max_edge_tolerance,
-                                 proportional_cyclic_placement, smallest_partitions, worker_load)
+                                 message_lengths, proportional_cyclic_placement, share_placement,
+                                 smallest_partitions, worker_load, worker_loads)
 
 __all__ = [
-    "CONSTRUCTIONS", "DEFAULT_RTOL", "PLACEMENTS",
-    "ArcPlacement", "Decoding", "FlatCode", "GradientCode", "HierarchicalCode", "HierarchicalPlacement",
-    "LayerCode",
-    "admissible_hgc", "atoms", "build_code", "build_layer", "chebyshev_points", "check_hgc", "equispaced_points",
-    "condition_numbers", "cyclic_placement", "decode_layer", "min_norm_weights", "edge_mask", "flat_placement", "fractional_repetition_coefficients",
-    "fractional_repetition_placement", "gaussian_coefficients", "hgc_reachable", "hierarchical_placement",
-    "make_placement", "max_edge_tolerance", "null_space_coefficients", "polynomial_coefficients",
-    "proportional_cyclic_placement", "smallest_partitions", "straggler_patterns", "worker_load", "worker_mask",
+    "CONSTRUCTIONS", "DEFAULT_RTOL", "MAX_PARTITIONS", "PLACEMENTS",
+    "Allocation", "ArcPlacement", "Decoding", "FlatCode", "GradientCode", "HierarchicalCode",
+    "HierarchicalPlacement", "LayerCode",
+    "admissible_hgc", "atoms", "balanced_edge_shares", "build_code", "build_layer", "chebyshev_points",
+    "check_hgc", "chunk_length", "condition_numbers", "cyclic_placement", "decode_layer", "edge_mask",
+    "equispaced_points", "flat_placement", "fractional_repetition_coefficients", "fractional_repetition_placement",
+    "gaussian_coefficients", "hgc_allocation", "hgc_reachable", "hgc_worker_loads", "hierarchical_placement",
+    "load_lower_bound", "make_placement", "max_edge_tolerance", "message_lengths", "min_max_edge_shares",
+    "min_norm_weights", "null_space_coefficients", "per_edge_tolerances", "polynomial_coefficients",
+    "proportional_cyclic_placement", "quantize_shares", "share_placement", "smallest_partitions",
+    "split_chunks", "straggler_patterns", "worker_load", "worker_loads", "worker_mask",
 ]

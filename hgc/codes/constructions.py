@@ -1,12 +1,20 @@
-"""Coefficient constructions for one layer: ``B`` (nodes × partitions) with any ``n - s`` rows spanning ``1``.
+"""Coefficient constructions for one layer: ``B`` (nodes × partitions × chunks) decodable from any ``n - s`` rows.
+
+**Reduction.** With reduction ``ℓ`` every partial gradient ``g_k`` is cut into ``ℓ`` equal chunks
+``g_k^(1..ℓ)`` and node ``i`` sends the single chunk-length vector ``Σ_{k,c} B[i,k,c] g_k^(c)`` (``1/ℓ``
+of a gradient). From any ``n - s`` nodes the decoder finds weights ``A`` (``ℓ × n``) with
+``Σ_i A[c',i] B[i,k,c] = [c = c']`` for every ``k``: output ``c'`` is then ``Σ_k g_k^(c')`` and the ``ℓ``
+outputs laid end to end are the full gradient (Ye & Abbe, 2018). This needs every partition on at least
+``s + ℓ`` nodes. ``ℓ = 1`` is classical gradient coding and every construction below is then exactly the
+one-vector code. Coefficient arrays have shape ``(n, A, ℓ)`` (``A`` atoms, see :func:`atoms`).
 
 Every construction takes a support (boolean membership matrix: which node holds which partition, every
-partition on at least ``s+1`` nodes) and returns real coefficients on it:
+partition on at least ``s+ℓ`` nodes) and returns real coefficients on it:
 
-``fractional_repetition``
+``fractional_repetition`` (``ℓ = 1``)
     0/1 entries; needs the supports to be identical or disjoint (classes of nodes sharing one block,
     each class of at least ``s+1`` nodes). Decoding takes one responder per class: exact.
-``null_space``
+``null_space`` (``ℓ = 1``)
     random null-space construction for cyclic supports (Tandon et al., 2017): draw ``H`` with
     ``H·1 = 0`` and give every row its support and entries in ``null(H)``. Needs each node to hold at
     least ``A - (n - s) + 1`` of the ``A`` atoms (true for cyclic supports, where ``A = n``).
@@ -14,6 +22,10 @@ partition on at least ``s+1`` nodes) and returns real coefficients on it:
     for arbitrary supports: node ``i`` evaluates ``Σ_k g_k p_k(x_i)`` where ``p_k`` is the monic
     polynomial of degree ``n-s-1`` vanishing at the nodes that do not hold ``k``; any ``n-s`` values
     determine the leading coefficient ``Σ_k g_k``. Chebyshev points on ``[-2, 2]`` (capacity 1).
+    With ``ℓ > 1``: ``p_{k,c} = R_k h_{k,c}`` where ``R_k`` is monic of degree ``n-s-ℓ`` vanishing at
+    the non-holders and ``h_{k,c}`` has degree ``ℓ-1``, chosen so that the ``ℓ`` leading coefficients of
+    ``p_{k,c}`` are the unit vector ``e_c`` (a unit lower-triangular Toeplitz solve); any ``n-s`` values
+    determine the ``ℓ`` leading coefficients ``Σ_k g_k^(c)``.
 ``polynomial_equispaced``
     the same with equispaced points on ``[-2, 2]``. For cyclic supports it is usually the
     best-conditioned real construction we have (an order of magnitude or more below Chebyshev points,
@@ -21,13 +33,15 @@ partition on at least ``s+1`` nodes) and returns real coefficients on it:
 ``gaussian``
     for arbitrary supports: ``B = V P`` with ``V`` a Gaussian ``n × (n-s)`` matrix and column ``p_k``
     solving ``V_Z p_k = 0`` on the non-holders ``Z`` and ``c^T p_k = 1``; any ``n-s`` rows give
-    ``a^T = c^T V_S^{-1}``. The polynomial construction is the special case ``V`` = Vandermonde.
+    ``a^T = c^T V_S^{-1}``. The polynomial construction is the special case ``V`` = Vandermonde. With
+    ``ℓ > 1`` the last ``ℓ`` coordinates play the role of ``c``: ``P_k`` (``(n-s) × ℓ``) solves
+    ``V_Z P_k = 0`` and ``C^T P_k = I``.
 
 Nodes with identical supports (e.g. ``g = gcd(n, s+1) > 1`` nodes per arc in the proportional
 placement) get identical rows, built as a code on the ``n/g`` groups with the tolerance ``(s+1)/g - 1``
-(:func:`node_groups`): the same load, far better conditioning, and the decoder uses one responder per
+(:func:`node_groups`; with reduction the groups must still cover every atom ``s_groups + ℓ`` times): the same load, far better conditioning, and the decoder uses one responder per
 group. Rows are scaled to max-abs 1 (free: the decoder rescales its weights). ``construction="auto"``
-takes fractional repetition whenever the supports allow it and otherwise the applicable construction
+takes fractional repetition whenever the supports allow it (and ``ℓ = 1``) and otherwise the applicable construction
 with the smallest worst-case condition number ``κ`` (see :mod:`hgc.codes.decoding`) on a probe of
 straggler patterns (all patterns when there are at most :data:`PROBE_EXHAUSTIVE`, else a seeded sample
 of :data:`PROBE_SAMPLE`, where random constructions must win by :data:`RANDOM_TAIL_MARGIN`); a
@@ -90,44 +104,61 @@ def fr_classes(atom_membership: np.ndarray, s: int) -> np.ndarray | None:
     return classes
 
 
-def _check_support(M: np.ndarray, s: int) -> None:
+def _check_support(M: np.ndarray, s: int, reduction: int = 1) -> None:
     n = M.shape[0]
+    if reduction < 1:
+        raise ConfigError(f"must be an integer >= 1, got {reduction!r}", "reduction")
     if not 0 <= s < n:
         raise ConfigError(f"must satisfy 0 <= s < n = {n}, got {s}", "s")
+    copies = s + reduction
+    if copies > n:
+        raise ConfigError(f"s + reduction = {copies} exceeds the {n} nodes", "reduction")
     cover = M.sum(axis=0)
-    if cover.min() < s + 1:
+    if cover.min() < copies:
         k = int(cover.argmin())
-        raise ConfigError(f"every partition must lie on at least s+1 = {s + 1} nodes; atom {k} lies on "
+        label = "s+1" if reduction == 1 else "s+reduction"
+        raise ConfigError(f"every partition must lie on at least {label} = {copies} nodes; atom {k} lies on "
                           f"{int(cover[k])}", "placement")
 
 
 def _equilibrate(B: np.ndarray) -> np.ndarray:
-    scale = np.abs(B).max(axis=1, keepdims=True)
-    return B / np.where(scale > 0, scale, 1.0)
+    """Rows scaled to max-abs 1 (over all atoms and chunks); 2-D input is one chunk."""
+    flat = B.reshape(B.shape[0], -1)
+    scale = np.abs(flat).max(axis=1, keepdims=True)
+    return (flat / np.where(scale > 0, scale, 1.0)).reshape(B.shape)
+
+
+def _one_chunk_only(name: str, reduction: int) -> None:
+    if reduction != 1:
+        raise ConfigError(f"the {name} construction sends one full vector per node; with reduction "
+                          f"{reduction} use polynomial, polynomial_equispaced or gaussian", "construction")
 
 
 # ----------------------------------------------------------------------------------------------------
-# The constructions (all on atom supports)
+# The constructions (all on atom supports; results have shape (n, A, reduction))
 # ----------------------------------------------------------------------------------------------------
 
-def fractional_repetition_coefficients(atom_membership: np.ndarray, s: int) -> np.ndarray:
-    """0/1 coefficients: the support itself. Requires a fractional-repetition structure."""
+def fractional_repetition_coefficients(atom_membership: np.ndarray, s: int, reduction: int = 1) -> np.ndarray:
+    """0/1 coefficients: the support itself. Requires a fractional-repetition structure and ``ℓ = 1``."""
     M = np.asarray(atom_membership, dtype=bool)
-    _check_support(M, s)
+    _check_support(M, s, reduction)
+    _one_chunk_only("fractional_repetition", reduction)
     if fr_classes(M, s) is None:
         raise ConfigError("fractional repetition needs node supports that are identical or disjoint, in "
                           f"classes of at least s+1 = {s + 1} nodes; these supports are not", "construction")
-    return M.astype(float)
+    return M.astype(float)[:, :, None]
 
 
-def null_space_coefficients(atom_membership: np.ndarray, s: int, rng: np.random.Generator) -> np.ndarray:
-    """Random null-space construction (cyclic supports): rows with the given supports inside ``null(H)``.
+def null_space_coefficients(atom_membership: np.ndarray, s: int, rng: np.random.Generator,
+                            reduction: int = 1) -> np.ndarray:
+    """Random null-space construction (cyclic supports, ``ℓ = 1``): rows with the given supports inside ``null(H)``.
 
     ``H`` is ``(A - (n-s)) × A`` Gaussian with zero row sums, so ``null(H)`` has dimension ``n-s`` and
     contains ``1``; generic rows in it make any ``n-s`` of them a basis of ``null(H)``.
     """
     M = np.asarray(atom_membership, dtype=bool)
-    _check_support(M, s)
+    _check_support(M, s, reduction)
+    _one_chunk_only("null_space", reduction)
     n, A = M.shape
     r = n - s
     if A < r:
@@ -148,7 +179,7 @@ def null_space_coefficients(atom_membership: np.ndarray, s: int, rng: np.random.
             _, sv, vt = np.linalg.svd(H[:, cols])
             basis = vt[h:].T                                   # null space of H restricted to the support
         B[i, cols] = basis @ rng.standard_normal(basis.shape[1]) if basis.shape[1] > 1 else basis[:, 0]
-    return _equilibrate(B)
+    return _equilibrate(B)[:, :, None]
 
 
 def chebyshev_points(n: int) -> np.ndarray:
@@ -161,47 +192,87 @@ def equispaced_points(n: int) -> np.ndarray:
     return np.linspace(-2.0, 2.0, n) if n > 1 else np.zeros(1)
 
 
-def polynomial_coefficients(atom_membership: np.ndarray, s: int, points: np.ndarray | None = None) -> np.ndarray:
+def _leading_unit_factors(roots: np.ndarray, x: np.ndarray, reduction: int) -> np.ndarray:
+    """Values ``h_c(x_i)`` ``(n, ℓ)`` of the degree-``(ℓ-1)`` polynomials making the ``ℓ`` leading
+    coefficients of ``R h_c`` equal to ``e_c``, for the monic ``R`` with the given roots."""
+    coeffs = np.poly(roots) if roots.size else np.ones(1)          # R's coefficients, leading first
+    top = np.zeros(reduction)
+    top[:min(reduction, coeffs.size)] = coeffs[:reduction]
+    T = np.zeros((reduction, reduction))
+    for d in range(reduction):                                     # leading coefficients of R h = T @ h
+        T[d:, d] = top[:reduction - d]
+    H = np.linalg.solve(T, np.eye(reduction))                      # unit lower triangular: exact structure
+    powers = x[:, None] ** np.arange(reduction - 1, -1, -1)[None, :]
+    return powers @ H
+
+
+def polynomial_coefficients(atom_membership: np.ndarray, s: int, points: np.ndarray | None = None,
+                            reduction: int = 1) -> np.ndarray:
     """Monic-polynomial construction on arbitrary supports (SPEC §2), evaluated at Chebyshev points.
 
-    ``p_k`` vanishes at every node that does not hold atom ``k``; if that is fewer than ``n-s-1``
-    nodes, the remaining roots are put at the last holders (their coefficient becomes 0).
+    ``p_k`` vanishes at every node that does not hold atom ``k``; if that is fewer than ``n-s-ℓ``
+    nodes, the remaining roots are put at the last holders (their coefficient becomes 0). With
+    ``ℓ > 1`` see the module docstring: the decoder reads the ``ℓ`` leading coefficients.
     """
     M = np.asarray(atom_membership, dtype=bool)
-    _check_support(M, s)
+    _check_support(M, s, reduction)
     n, A = M.shape
     x = chebyshev_points(n) if points is None else np.asarray(points, dtype=float)
-    degree = n - s - 1
-    B = np.zeros((n, A))
+    n_roots = n - s - reduction
     diff = x[:, None] - x[None, :]                            # diff[i, j] = x_i - x_j
+    if reduction == 1:
+        B = np.zeros((n, A))
+    else:
+        B = np.zeros((n, A, reduction))
     for k in range(A):
         zeros = np.flatnonzero(~M[:, k])
         holders = np.flatnonzero(M[:, k])
-        extra = degree - zeros.size
+        extra = n_roots - zeros.size
         roots = np.concatenate([zeros, holders[holders.size - extra:]]) if extra > 0 else zeros
-        B[:, k] = np.prod(diff[:, roots], axis=1) if roots.size else 1.0
-    return _equilibrate(B)
+        values = np.prod(diff[:, roots], axis=1) if roots.size else 1.0
+        if reduction == 1:
+            B[:, k] = values
+        else:
+            B[:, k, :] = np.asarray(values)[..., None] * _leading_unit_factors(x[roots], x, reduction)
+            B[roots, k, :] = 0.0
+    B = _equilibrate(B)
+    return B[:, :, None] if reduction == 1 else B
 
 
-def gaussian_coefficients(atom_membership: np.ndarray, s: int, rng: np.random.Generator) -> np.ndarray:
-    """``B = V P`` with Gaussian ``V`` (``n × (n-s)``); column ``p_k`` kills the non-holders of atom ``k``."""
+def gaussian_coefficients(atom_membership: np.ndarray, s: int, rng: np.random.Generator,
+                          reduction: int = 1) -> np.ndarray:
+    """``B = V P`` with Gaussian ``V`` (``n × (n-s)``); ``P_k`` kills the non-holders of atom ``k`` and
+    maps onto the last ``ℓ`` coordinates as the identity."""
     M = np.asarray(atom_membership, dtype=bool)
-    _check_support(M, s)
+    _check_support(M, s, reduction)
     n, A = M.shape
     r = n - s
     V = rng.standard_normal((n, r))
-    c = np.zeros(r)
-    c[-1] = 1.0
-    B = np.zeros((n, A))
+    if reduction == 1:
+        c = np.zeros(r)
+        c[-1] = 1.0
+        B = np.zeros((n, A))
+        for k in range(A):
+            zeros = np.flatnonzero(~M[:, k])
+            system = np.vstack([V[zeros], c[None, :]])
+            rhs = np.zeros(zeros.size + 1)
+            rhs[-1] = 1.0
+            p = np.linalg.lstsq(system, rhs, rcond=None)[0]
+            B[:, k] = V @ p
+            B[zeros, k] = 0.0
+        return _equilibrate(B)[:, :, None]
+    C = np.zeros((reduction, r))
+    C[:, r - reduction:] = np.eye(reduction)
+    B3 = np.zeros((n, A, reduction))
     for k in range(A):
         zeros = np.flatnonzero(~M[:, k])
-        system = np.vstack([V[zeros], c[None, :]])
-        rhs = np.zeros(zeros.size + 1)
-        rhs[-1] = 1.0
-        p = np.linalg.lstsq(system, rhs, rcond=None)[0]
-        B[:, k] = V @ p
-        B[zeros, k] = 0.0
-    return _equilibrate(B)
+        system = np.vstack([V[zeros], C])
+        rhs = np.zeros((zeros.size + reduction, reduction))
+        rhs[zeros.size:] = np.eye(reduction)
+        P = np.linalg.lstsq(system, rhs, rcond=None)[0]
+        B3[:, k, :] = V @ P
+        B3[zeros, k, :] = 0.0
+    return _equilibrate(B3)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -210,17 +281,19 @@ def gaussian_coefficients(atom_membership: np.ndarray, s: int, rng: np.random.Ge
 
 @dataclass(frozen=True, eq=False)
 class LayerCode:
-    """One layer: ``n`` nodes, ``K`` partitions, tolerance ``s``, and coefficients on the nodes' supports.
+    """One layer: ``n`` nodes, ``K`` partitions, tolerance ``s``, reduction ``ℓ``, coefficients on the supports.
 
     Attributes
     ----------
     membership: ``(n, K)`` boolean support.
     s: designed number of stragglers.
     construction: name of the coefficient construction (one of :data:`CONSTRUCTIONS`).
-    atom_of: ``(K,)`` atom of each partition; ``atom_coefficients``: ``(n, A)`` coefficients per atom.
+    atom_of: ``(K,)`` atom of each partition; ``atom_coefficients``: ``(n, A, ℓ)`` coefficients per atom
+        and chunk.
     classes: node classes for fractional-repetition decoding, else ``None``.
     groups: node groups sharing identical coefficients (:func:`node_groups`), else ``None``.
     probe_cond: worst condition number ``κ`` on the probe patterns of ``auto`` (``nan`` if not probed).
+    reduction: ``ℓ``: node messages are ``1/ℓ`` of a vector; decoding gives ``ℓ`` chunk sums.
     """
 
     membership: np.ndarray
@@ -232,6 +305,7 @@ class LayerCode:
     probe_cond: float = float("nan")
     rtol: float = DEFAULT_RTOL
     groups: np.ndarray | None = None
+    reduction: int = 1
     _cache: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -244,17 +318,18 @@ class LayerCode:
 
     @property
     def coefficients(self) -> np.ndarray:
-        """``(n, K)`` coefficients: node ``i`` sends ``Σ_k B[i,k] g_k``."""
+        """``(n, K, ℓ)`` coefficients: node ``i`` sends ``Σ_{k,c} B[i,k,c] g_k^(c)``."""
         if "B" not in self._cache:
-            self._cache["B"] = self.atom_coefficients[:, self.atom_of]
+            self._cache["B"] = self.atom_coefficients[:, self.atom_of, :]
         return self._cache["B"]
 
     def decode_batch(self, masks: np.ndarray) -> Decoding:
-        """Decode a batch of responder masks ``(P, n)``; see :func:`hgc.codes.decoding.decode_layer`."""
+        """Decode a batch of responder masks ``(P, n)``; see :func:`hgc.codes.decoding.decode_layer`
+        (weights ``(P, ℓ, n)``)."""
         return decode_layer(self.atom_coefficients, masks, classes=self.classes, groups=self.groups, rtol=self.rtol)
 
     def decoding_weights(self, mask: np.ndarray) -> np.ndarray:
-        """Weights ``(n,)`` with ``weights @ coefficients = 1`` from the responders in ``mask``.
+        """Weights ``(ℓ, n)`` with ``Σ_i weights[c', i] B[i, k, c] = [c = c']`` from the responders in ``mask``.
 
         Raises :class:`~hgc.errors.UndecodableError` when the residual exceeds ``rtol``.
         """
@@ -287,23 +362,26 @@ def straggler_patterns(n: int, s: int, rng: np.random.Generator | None, limit: i
     return masks, False
 
 
-def _builders(rng: np.random.Generator) -> dict[str, Callable[[np.ndarray, int], np.ndarray]]:
+Builder = Callable[[np.ndarray, int, int], np.ndarray]
+
+
+def _builders(rng: np.random.Generator) -> dict[str, Builder]:
     return {
         "fractional_repetition": fractional_repetition_coefficients,
-        "null_space": lambda M, s: null_space_coefficients(M, s, rng),
-        "polynomial": polynomial_coefficients,
-        "polynomial_equispaced": lambda M, s: polynomial_coefficients(M, s, equispaced_points(M.shape[0])),
-        "gaussian": lambda M, s: gaussian_coefficients(M, s, rng),
+        "null_space": lambda M, s, ell: null_space_coefficients(M, s, rng, ell),
+        "polynomial": lambda M, s, ell: polynomial_coefficients(M, s, None, ell),
+        "polynomial_equispaced": lambda M, s, ell: polynomial_coefficients(M, s, equispaced_points(M.shape[0]), ell),
+        "gaussian": lambda M, s, ell: gaussian_coefficients(M, s, rng, ell),
     }
 
 
-def node_groups(atom_membership: np.ndarray, s: int) -> tuple[np.ndarray, np.ndarray, int] | None:
+def node_groups(atom_membership: np.ndarray, s: int, reduction: int = 1) -> tuple[np.ndarray, np.ndarray, int] | None:
     """Nodes with identical supports, as a smaller code to build coefficients on.
 
     Returns ``(group_of, group_support, s_groups)`` — each node's group (groups numbered in order of
     first appearance, which keeps cyclic order), the groups' supports ``(G, A)`` and the number of
     groups ``s`` stragglers can silence completely (smallest groups first) — or ``None`` when every
-    node is alone in its group or some atom lies on fewer than ``s_groups + 1`` groups.
+    node is alone in its group or some atom lies on fewer than ``s_groups + ℓ`` groups.
 
     Any ``s`` stragglers leave at least one responder in all but ``s_groups`` groups, so a code on
     the groups tolerating ``s_groups`` is a code on the nodes tolerating ``s`` (duplicates send the
@@ -321,47 +399,107 @@ def node_groups(atom_membership: np.ndarray, s: int) -> tuple[np.ndarray, np.nda
     support = rows[order]
     sizes = np.bincount(group_of)
     s_groups = int((np.cumsum(np.sort(sizes)) <= s).sum())
-    if support.sum(axis=0).min() < s_groups + 1:
+    if support.sum(axis=0).min() < s_groups + reduction:
         return None
     return group_of, support, s_groups
 
 
+def components(atom_membership: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]] | None:
+    """Independent blocks of a support: ``[(nodes, atoms), ...]`` of the connected components of the
+    node–atom graph (nodes holding nothing are left out), or ``None`` if there is only one block.
+
+    With reduction ``ℓ > 1`` each block is coded on its own with the layer's tolerance (every atom of a
+    block lies on ``s + ℓ`` of the block's nodes): e.g. fractional-repetition supports become one small
+    code per class instead of one large, badly conditioned code over all nodes.
+    """
+    M = np.asarray(atom_membership, dtype=bool)
+    n, A = M.shape
+    node_label = -np.ones(n, dtype=np.intp)
+    label = 0
+    for start in range(n):
+        if node_label[start] >= 0 or not M[start].any():
+            continue
+        node_label[start] = label
+        frontier = np.array([start])
+        while frontier.size:
+            cols = M[frontier].any(axis=0)
+            reached = M[:, cols].any(axis=1) & (node_label < 0)
+            node_label[reached] = label
+            frontier = np.flatnonzero(reached)
+        label += 1
+    if label <= 1:
+        return None
+    out = []
+    for c in range(label):
+        nodes = np.flatnonzero(node_label == c)
+        out.append((nodes, np.flatnonzero(M[nodes].any(axis=0))))
+    return out
+
+
+def identical_rows(coefficients: np.ndarray) -> np.ndarray | None:
+    """Group labels of nodes whose coefficient rows are exactly equal (``None`` if all differ); the
+    decoder then uses one responder per group."""
+    flat = np.asarray(coefficients).reshape(coefficients.shape[0], -1)
+    _, first, inverse = np.unique(flat, axis=0, return_index=True, return_inverse=True)
+    if first.size == flat.shape[0]:
+        return None
+    order = np.argsort(first)
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    return rank[inverse.reshape(-1)]
+
+
 def build_layer(membership: np.ndarray, s: int, construction: str = "auto", *,
-                rng: np.random.Generator | None = None, rtol: float = DEFAULT_RTOL) -> LayerCode:
-    """Coefficients on ``membership`` tolerating any ``s`` stragglers.
+                rng: np.random.Generator | None = None, rtol: float = DEFAULT_RTOL, reduction: int = 1) -> LayerCode:
+    """Coefficients on ``membership`` tolerating any ``s`` stragglers, with messages of ``1/reduction``.
 
     ``construction`` is one of :data:`CONSTRUCTIONS` or ``"auto"`` (see the module docstring);
     ``rng`` drives the random constructions and the probe sample (default: a fixed seed, so results
     are reproducible). Nodes with identical supports get identical coefficients, built on the groups
     (:func:`node_groups`). Raises :class:`~hgc.errors.ConfigError` (key ``construction``) when an
-    explicitly requested construction does not apply to the support.
+    explicitly requested construction does not apply to the support or the reduction.
     """
     from hgc.rng import Stream, stream
 
     rng = rng if rng is not None else stream(0, Stream.CODES)
     M = np.asarray(membership, dtype=bool)
     atom_of, M_atoms = atoms(M)
-    _check_support(M_atoms, s)
-    classes = fr_classes(M_atoms, s)
+    _check_support(M_atoms, s, reduction)
+    classes = fr_classes(M_atoms, s) if reduction == 1 else None
     builders = _builders(rng)
     if construction != "auto" and construction not in builders:
         raise ConfigError(f"must be 'auto' or one of {', '.join(CONSTRUCTIONS)}, got {construction!r}",
                           "construction")
     if construction in ("auto", "fractional_repetition") and classes is not None:
-        return LayerCode(M, s, "fractional_repetition", atom_of, M_atoms.astype(float), classes, 1.0, rtol)
+        return LayerCode(M, s, "fractional_repetition", atom_of, M_atoms.astype(float)[:, :, None], classes, 1.0,
+                         rtol)
     if construction == "fractional_repetition":
-        fractional_repetition_coefficients(M_atoms, s)          # raises: the supports are not FR-shaped
-    groups = node_groups(M_atoms, s)
+        fractional_repetition_coefficients(M_atoms, s, reduction)   # raises: the supports are not FR-shaped
+    groups = node_groups(M_atoms, s, reduction)
+    parts = components(M_atoms) if reduction > 1 else None
+
+    def grouped(name: str, support: np.ndarray) -> np.ndarray:
+        found = groups if support is M_atoms else node_groups(support, s, reduction)
+        if found is None:
+            return builders[name](support, s, reduction)
+        group_of, group_support, s_groups = found
+        return builders[name](group_support, s_groups, reduction)[group_of]
 
     def coefficients(name: str) -> np.ndarray:
-        if groups is None:
-            return builders[name](M_atoms, s)
-        group_of, support, s_groups = groups
-        return builders[name](support, s_groups)[group_of]
+        if parts is None:
+            return grouped(name, M_atoms)
+        B = np.zeros(M_atoms.shape + (reduction,))
+        for nodes, cols in parts:
+            B[np.ix_(nodes, cols)] = grouped(name, M_atoms[np.ix_(nodes, cols)])
+        return B
 
     group_of = None if groups is None else groups[0]
+    if parts is not None:
+        group_of = None                       # per-component groups: found from the coefficients below
     if construction != "auto":
-        return LayerCode(M, s, construction, atom_of, coefficients(construction), None, rtol=rtol, groups=group_of)
+        B = coefficients(construction)
+        return LayerCode(M, s, construction, atom_of, B, None, rtol=rtol,
+                         groups=group_of if parts is None else identical_rows(B), reduction=reduction)
 
     limit = PROBE_EXHAUSTIVE if comb(M.shape[0], s) <= PROBE_EXHAUSTIVE else PROBE_SAMPLE
     probes, exhaustive = straggler_patterns(M.shape[0], s, rng, limit)
@@ -371,12 +509,14 @@ def build_layer(membership: np.ndarray, s: int, construction: str = "auto", *,
             B = coefficients(name)
         except ConfigError:
             continue
+        if parts is not None:
+            group_of = identical_rows(B)
         result = decode_layer(B, probes, groups=group_of, rtol=rtol)
         failures = int((~result.ok).sum())
         worst_cond = float(result.cond.max()) if failures == 0 else float("inf")
         margin = RANDOM_TAIL_MARGIN if name in RANDOM_CONSTRUCTIONS and not exhaustive else 1.0
         score = (failures, worst_cond * margin, float(result.residual.max()))
         if best is None or score < best[0]:
-            best = (score, LayerCode(M, s, name, atom_of, B, None, worst_cond, rtol, group_of))
+            best = (score, LayerCode(M, s, name, atom_of, B, None, worst_cond, rtol, group_of, reduction))
     assert best is not None  # the polynomial and gaussian constructions apply to every valid support
     return best[1]

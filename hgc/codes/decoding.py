@@ -1,5 +1,10 @@
 """Decoders: find weights ``a`` with ``a^T B_S = 1^T`` for responding sets ``S``, batched, and check them.
 
+With reduction ``ℓ`` (chunked messages, see :mod:`hgc.codes.constructions`) the coefficients have shape
+``(n, A, ℓ)`` and the decoder finds ``ℓ`` weight rows ``A`` (``ℓ × n``) with
+``Σ_i A[c', i] B[i, k, c] = [c = c']``: row ``c'`` applied to the messages gives chunk ``c'`` of the
+gradient. Every quantity below reduces to the one-vector case for ``ℓ = 1`` (weights ``(P, 1, n)``).
+
 All functions work on a batch of responder masks at once, shape ``(P, n)``, and return a
 :class:`Decoding` with, per pattern, the weights (zero for non-responders), the residual
 ``max_k |(a^T B)_k - 1|`` (the relative error of the decoded gradient is bounded by it, for partial
@@ -23,6 +28,7 @@ atoms as nodes for the placements of :mod:`hgc.codes.placement`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -36,9 +42,9 @@ _CHUNK = 4096  # patterns per batched solve (bounds memory at ~CHUNK * n * A flo
 class Decoding:
     """Result of decoding a batch of ``P`` responder patterns of one layer (or of a whole code).
 
-    weights:  ``(P, n)`` decoding weights, zero for nodes not used.
-    residual: ``(P,)`` ``max_k |Σ_i weights[i] B[i,k] - 1|``; ``inf`` when nobody responded.
-    cond:     ``(P,)`` condition number ``κ = max_k Σ_i |weights[i]| |B[i,k]|`` (``inf`` if undecodable).
+    weights:  ``(P, ℓ, n)`` decoding weights, zero for nodes not used; row ``c`` gives output chunk ``c``.
+    residual: ``(P,)`` ``max |Σ_i weights[c', i] B[i, k, c] - [c = c']|``; ``inf`` when nobody responded.
+    cond:     ``(P,)`` condition number ``κ = max Σ_i |weights[c', i]| |B[i, k, c]|`` (``inf`` if undecodable).
     ok:       ``(P,)`` ``residual <= rtol``.
     """
 
@@ -47,77 +53,144 @@ class Decoding:
     cond: np.ndarray
     ok: np.ndarray
 
+    def __getitem__(self, index: Any) -> "Decoding":
+        """The sub-batch ``index`` of the patterns (any NumPy index on the first axis)."""
+        return Decoding(self.weights[index], self.residual[index], self.cond[index], self.ok[index])
+
+
+def as_chunked(coefficients: np.ndarray) -> np.ndarray:
+    """Coefficients as ``(n, A, ℓ)``; a 2-D ``(n, A)`` array is one chunk."""
+    B = np.asarray(coefficients, dtype=float)
+    return B[:, :, None] if B.ndim == 2 else B
+
+
+def _flat(coefficients: np.ndarray) -> tuple[np.ndarray, int]:
+    """``(B2, ℓ)`` with ``B2 = B.reshape(n, A·ℓ)``: column ``a·ℓ + c`` is atom ``a``, chunk ``c``."""
+    B = as_chunked(coefficients)
+    return B.reshape(B.shape[0], -1), B.shape[2]
+
+
+def _products(weights: np.ndarray, B2: np.ndarray) -> np.ndarray:
+    """``weights @ B2`` for weights ``(P, ℓ, n)``: shape ``(P, ℓ, A·ℓ)`` via one 2-D product."""
+    P, ell, n = weights.shape
+    return (weights.reshape(P * ell, n) @ B2).reshape(P, ell, B2.shape[1])
+
 
 def residuals(weights: np.ndarray, coefficients: np.ndarray) -> np.ndarray:
-    """``max_k |(weights @ coefficients)_k - 1|`` per row of ``weights`` (shape ``(P,)``)."""
-    return np.abs(weights @ coefficients - 1.0).max(axis=1)
+    """``max |Σ_i weights[c', i] B[i, k, c] - [c = c']|`` per pattern (shape ``(P,)``).
+
+    ``weights`` ``(P, ℓ, n)`` (or ``(P, n)`` with 2-D ``coefficients``, one chunk)."""
+    B2, ell = _flat(coefficients)
+    if weights.ndim == 2:
+        return np.abs(weights @ B2 - 1.0).max(axis=1)
+    if ell == 1:
+        return np.abs(weights.reshape(weights.shape[0], -1) @ B2 - 1.0).max(axis=1)
+    prod = _products(weights, B2).reshape(weights.shape[0], ell, -1, ell)
+    return np.abs(prod - np.eye(ell)[:, None, :]).max(axis=(1, 2, 3))
 
 
 def condition_numbers(weights: np.ndarray, coefficients: np.ndarray) -> np.ndarray:
-    """``κ = max_k Σ_i |weights[i]| |B[i,k]|`` per row of ``weights`` (shape ``(P,)``)."""
-    return (np.abs(weights) @ np.abs(coefficients)).max(axis=1)
+    """``κ = max Σ_i |weights[c', i]| |B[i, k, c]|`` per pattern (shape ``(P,)``)."""
+    B2, ell = _flat(coefficients)
+    if weights.ndim == 2:
+        return (np.abs(weights) @ np.abs(B2)).max(axis=1)
+    if ell == 1:
+        return (np.abs(weights.reshape(weights.shape[0], -1)) @ np.abs(B2)).max(axis=1)
+    return _products(np.abs(weights), np.abs(B2)).max(axis=(1, 2))
 
 
-def _svd_weights(Bs: np.ndarray) -> np.ndarray:
-    """Minimum-norm solutions of ``Bs[p]^T a = 1`` by SVD, for stacked ``Bs`` ``(p, c, A)``."""
+def _svd_weights(Bs: np.ndarray, ell: int) -> np.ndarray:
+    """Minimum-norm solutions of ``Bs[p]^T a_c = e_c`` by SVD, for stacked ``Bs`` ``(p, c, A·ℓ)``.
+
+    Returns ``(p, ℓ, c)``."""
     c, A = Bs.shape[1:]
     u, sv, vt = np.linalg.svd(Bs, full_matrices=False)                  # Bs = u diag(sv) vt
     keep = sv > max(c, A) * np.finfo(float).eps * sv[:, :1]
     inv = np.where(keep, 1.0 / np.where(keep, sv, 1.0), 0.0)
-    return np.einsum("pck,pk->pc", u, inv * vt.sum(axis=2))             # a = u diag(1/sv) vt 1
+    if ell == 1:
+        return np.einsum("pck,pk->pc", u, inv * vt.sum(axis=2))[:, None, :]   # a = u diag(1/sv) vt 1
+    target = vt.reshape(vt.shape[0], vt.shape[1], -1, ell).sum(axis=2)         # vt E^T: (p, k, ℓ)
+    return np.einsum("pck,pkl->plc", u, inv[:, :, None] * target)
 
 
-def _qr_weights(Bs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Least-squares solutions of ``Bs[p]^T a = 1`` by QR where ``Bs[p]`` has full row rank.
+def _qr_weights(Bs: np.ndarray, ell: int) -> tuple[np.ndarray, np.ndarray]:
+    """Least-squares solutions of ``Bs[p]^T a_c = e_c`` by QR where ``Bs[p]`` has full row rank.
 
-    Returns ``(weights, ok)``; rows with a (numerically) singular ``R`` are left for the SVD.
+    Returns ``(weights (p, ℓ, c), ok)``; rows with a (numerically) singular ``R`` are left for the SVD.
     """
     c, A = Bs.shape[1:]
     q, r = np.linalg.qr(Bs.transpose(0, 2, 1))                          # Bs^T = Q R, Q (A, c), R (c, c)
     d = np.abs(np.diagonal(r, axis1=1, axis2=2))
     ok = d.min(axis=1) > max(c, A) * np.finfo(float).eps * d.max(axis=1)
-    weights = np.zeros(Bs.shape[:2])
+    weights = np.zeros((Bs.shape[0], ell, c))
     if ok.any():
-        weights[ok] = np.linalg.solve(r[ok], q[ok].sum(axis=1)[..., None])[..., 0]   # a = R^-1 Q^T 1
+        if not ok.all():                                                # (no copies in the common case)
+            q, r = q[ok], r[ok]
+        if ell == 1:
+            weights[ok, 0] = np.linalg.solve(r, q.sum(axis=1)[..., None])[..., 0]   # a = R^-1 Q^T 1
+        else:
+            qt_e = q.reshape(q.shape[0], -1, ell, c).sum(axis=1).transpose(0, 2, 1)  # Q^T E^T: (p, c, ℓ)
+            weights[ok] = np.linalg.solve(r, qt_e).transpose(0, 2, 1)
     return weights, ok
 
 
 def min_norm_weights(coefficients: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    """Minimum-norm least-squares solutions of ``B_S^T a = 1`` for every mask, batched.
+    """Minimum-norm least-squares decoding weights for every mask, batched.
 
     Parameters
     ----------
-    coefficients: ``(n, A)`` coefficient matrix ``B``.
+    coefficients: ``(n, A, ℓ)`` coefficients ``B`` (or ``(n, A)``: one chunk).
     masks: ``(P, n)`` boolean, ``True`` for responding nodes.
 
     Returns
     -------
-    weights ``(P, n)``, zero outside the mask. Responder sets with linearly independent rows are solved
-    by Householder QR (backward stable, about 3× faster than an SVD); the others by SVD, dropping
-    singular values below ``max(|S|, A) · ε · σ_max`` (e.g. duplicated rows).
+    weights ``(P, ℓ, n)``, zero outside the mask, solving ``Σ_i w[c', i] B[i, k, c] = [c = c']`` in the
+    least-squares sense. Responder sets with linearly independent rows are solved by Householder QR
+    (backward stable, about 3× faster than an SVD); the others by SVD, dropping singular values below
+    ``max(|S|, A·ℓ) · ε · σ_max`` (e.g. duplicated rows).
     """
-    B = np.asarray(coefficients, dtype=float)
+    B, ell = _flat(coefficients)
     masks = np.asarray(masks, dtype=bool)
     P, n = masks.shape
-    A = B.shape[1]
-    weights = np.zeros((P, n))
+    weights = np.zeros((P, ell, n))
+    row_id = _row_ids(B)
     counts = masks.sum(axis=1)
     for c in np.unique(counts):
         if c == 0:
             continue
-        sel_all = np.flatnonzero(counts == c)
-        for lo in range(0, sel_all.size, _CHUNK):
-            sel = sel_all[lo:lo + _CHUNK]
-            rows = np.nonzero(masks[sel])[1].reshape(sel.size, c)      # responders, ascending
-            Bs = B[rows]
-            a = np.zeros((sel.size, c))
-            ok = np.zeros(sel.size, dtype=bool)
-            if c <= A:
-                a, ok = _qr_weights(Bs)
-            if not ok.all():
-                a[~ok] = _svd_weights(Bs[~ok])
-            weights[sel[:, None], rows] = a
+        sel = np.flatnonzero(counts == c)
+        rows = np.nonzero(masks[sel])[1].reshape(sel.size, c)          # responders, ascending
+        if row_id is None:
+            a = _solve_stacked(B, rows, ell)
+        else:                  # identical rows: equal systems (same rows, same order) are solved once
+            keys, first, inverse = np.unique(row_id[rows], axis=0, return_index=True, return_inverse=True)
+            a = _solve_stacked(B, rows[first], ell)[inverse.reshape(-1)]
+        weights[sel[:, None, None], np.arange(ell)[None, :, None], rows[:, None, :]] = a
     return weights
+
+
+def _row_ids(B: np.ndarray) -> np.ndarray | None:
+    """Label of every row of ``B`` (equal rows, equal labels), or ``None`` when all rows differ."""
+    _, inverse = np.unique(B, axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    return inverse if np.unique(inverse).size < B.shape[0] else None
+
+
+def _solve_stacked(B: np.ndarray, rows: np.ndarray, ell: int) -> np.ndarray:
+    """Weights ``(p, ℓ, c)`` for the stacked systems ``B[rows[p]]`` (each solved on its own: the result
+    for one system does not depend on the others in the batch)."""
+    p, c = rows.shape
+    out = np.zeros((p, ell, c))
+    for lo in range(0, p, _CHUNK):
+        Bs = B[rows[lo:lo + _CHUNK]]
+        a = np.zeros((Bs.shape[0], ell, c))
+        ok = np.zeros(Bs.shape[0], dtype=bool)
+        if c <= B.shape[1]:
+            a, ok = _qr_weights(Bs, ell)
+        if not ok.all():
+            a[~ok] = _svd_weights(Bs[~ok], ell)
+        out[lo:lo + _CHUNK] = a
+    return out
 
 
 def first_per_group(groups: np.ndarray, masks: np.ndarray) -> np.ndarray:
@@ -138,7 +211,7 @@ def selection_weights(classes: np.ndarray, masks: np.ndarray) -> np.ndarray:
     """Fractional-repetition decoding: weight 1 on the first responder of every class, 0 elsewhere.
 
     ``classes`` ``(n,)`` gives each node's class (nodes of a class hold identical data); the result
-    has a class's weight missing (all zero) when none of its nodes responded.
+    ``(P, 1, n)`` has a class's weight missing (all zero) when none of its nodes responded.
     """
     masks = np.asarray(masks, dtype=bool)
     P = masks.shape[0]
@@ -150,18 +223,18 @@ def selection_weights(classes: np.ndarray, masks: np.ndarray) -> np.ndarray:
         first = sub.argmax(axis=1)
         present = sub[rows, first]
         weights[rows[present], members[first[present]]] = 1.0
-    return weights
+    return weights[:, None, :]
 
 
 def decode_layer(coefficients: np.ndarray, masks: np.ndarray, *, classes: np.ndarray | None = None,
                  groups: np.ndarray | None = None, rtol: float = DEFAULT_RTOL) -> Decoding:
     """Decode every responder pattern of one layer and check each residual against ``rtol``.
 
-    ``classes`` selects fractional-repetition decoding (pick one node per class; exact) instead of
-    the least-squares solve; ``groups`` (nodes with identical rows) makes the solve use only the first
-    responder of each group.
+    ``coefficients`` ``(n, A, ℓ)`` (or ``(n, A)``); ``classes`` selects fractional-repetition decoding
+    (pick one node per class; exact) instead of the least-squares solve; ``groups`` (nodes with identical
+    rows) makes the solve use only the first responder of each group. Weights are ``(P, ℓ, n)``.
     """
-    B = np.asarray(coefficients, dtype=float)
+    B = as_chunked(coefficients)
     masks = np.atleast_2d(np.asarray(masks, dtype=bool))
     if classes is not None:
         weights = selection_weights(classes, masks)

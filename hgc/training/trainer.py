@@ -7,10 +7,12 @@ For every scheme of a config, every iteration ``t``:
    every scheme (common random numbers). :meth:`CompiledStrategy.responders` gives the iteration time and
    which workers/edges the master uses.
 2. **Real coded messages.** The current residuals ``R`` give all ``K`` partial gradients ``G_k = X_k^T R_k``
-   in one batched matrix product over padded partitions; responding worker ``w`` sends
-   ``encoding[w] @ G`` (the code its scheme builds, as in ``hgc verify``).
-3. **Decoding.** The code's decoder (edges, then master) gives per-worker weights for the responding set;
-   decoded = weights @ messages. It is compared with the true data gradient ``X^T R`` computed directly
+   in one batched matrix product over padded partitions; responding worker ``w`` sends its coded
+   message ``code.encode(G)[w]`` (the code its scheme builds, as in ``hgc verify``; a code with shorter
+   messages sends ``1/L`` of a gradient: chunks of the zero-padded partial gradients).
+3. **Decoding.** The code's decoder (edges, then master) gives per-worker weights ``(L, N)`` for the
+   responding set; decoded = ``code.combine(weights, messages)``, the ``L`` decoded chunks end to end. It
+   is compared with the true data gradient ``X^T R`` computed directly
    from all training rows: ``grad_rel_error = ||decoded - true|| / ||true||``.
 4. **Update.** ``W ← W - lr (decoded / rows + l2 W)``; the simulated clock advances by the iteration time.
 
@@ -223,15 +225,15 @@ def coded_descent(data: Dataset, model: LinearModel, partitioned: PartitionedDat
         heard = schedule.worker_used[t] & schedule.edge_used[t][worker_edge]
         workers_used[row] = int(heard.sum())
         edges_used[row] = int(schedule.edge_used[t].sum())
-        weights = decoding.weights[t]
+        weights = decoding.weights[t]                                   # (L, N): one row per message chunk
         if not finite[t]:
             state = STATUS_STRAGGLERS
-        elif not decoding.ok[t] or np.any(weights[~heard]):
+        elif not decoding.ok[t] or np.any(weights[:, ~heard]):
             state = STATUS_REFUSED
         else:
             G = partitioned.partial_gradients(R)                       # (K, d*c), real partial gradients
-            messages = code.encoding[heard] @ G                         # responding workers' coded vectors
-            g_hat = (weights[heard] @ messages).reshape(W.shape)        # decoded sum of partial gradients
+            messages = code.encode(G, workers=heard)                    # responding workers' coded vectors
+            g_hat = code.combine(weights[:, heard], messages, G.shape[1]).reshape(W.shape)  # decoded gradient
             g_true = X.T @ R                                            # checked against all rows directly
             err[row] = float(np.linalg.norm(g_hat - g_true) / max(np.linalg.norm(g_true), np.finfo(float).tiny))
             state = STATUS_OK if err[row] <= GRADIENT_GUARD else STATUS_INEXACT
