@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import pandas as pd
@@ -19,7 +19,7 @@ import pandas as pd
 from hgc.config import ExperimentConfig
 from hgc.output import run_metadata, write_csv, write_json, write_yaml
 from hgc.schemes import BASELINE, ResolveContext, Resolved, baseline_spec
-from hgc.simulation import CHUNK_TRIALS, MonteCarloRun, TimeStatistics, run_strategies
+from hgc.simulation import MonteCarloRun, TimeStatistics, run_strategies
 
 SUMMARY_COLUMNS = [
     "scheme", "s_e", "s_w", "s", "edges", "workers", "load", "mean_time", "sem_time", "p50_time",
@@ -61,8 +61,9 @@ class SimulationResult:
             write_yaml(self.config.resolved(), out_dir / "config.resolved.yaml"),
             write_json(run_metadata(
                 "simulate", seed=self.seed, trials=self.run.trials_done, trials_requested=self.trials_requested,
-                interrupted=self.run.interrupted, seconds=round(self.run.seconds, 3), chunk_trials=CHUNK_TRIALS,
-                strategies=strategies), out_dir / "metadata.json"),
+                interrupted=self.run.interrupted, seconds=round(self.run.seconds, 3),
+                chunk_trials=self.run.block_trials, pass_trials=self.run.pass_trials, backend=self.run.backend,
+                **self.run.executor, strategies=strategies), out_dir / "metadata.json"),
         ]
 
 
@@ -99,8 +100,12 @@ def summary_row(resolved: Resolved, stats: TimeStatistics, baseline_mean: float,
 
 
 def simulate(config: ExperimentConfig, *, trials: int | None = None, seed: int | None = None,
-             progress: Callable[[Iterable[int]], Iterable[int]] | None = None) -> SimulationResult:
+             progress: Callable[[Iterable[int]], Iterable[int]] | None = None, memory: int | None = None,
+             executor: Any = None) -> SimulationResult:
     """Monte Carlo iteration time of every scheme in ``config`` (``trials``/``seed`` override the config).
+
+    ``memory`` (bytes) bounds the simulator's working arrays and ``executor`` (an
+    :class:`hgc.executors.Executor`) spreads blocks of trials over workers; neither changes the numbers.
 
     A baseline (uncoded) run is always simulated on the same draws for the ``speedup`` column, even when
     the config does not list it. Interrupting (Ctrl-C) returns the statistics of the completed chunks.
@@ -114,7 +119,8 @@ def simulate(config: ExperimentConfig, *, trials: int | None = None, seed: int |
         spec = baseline_spec()
         strategies.append(spec.scheme.resolve(spec, context).strategy)
         baseline = len(strategies) - 1
-    run = run_strategies(config.timing, strategies, seed=config.seed, trials=config.trials, progress=progress)
+    run = run_strategies(config.timing, strategies, seed=config.seed, trials=config.trials, progress=progress,
+                         memory=memory, executor=executor)
     baseline_mean = run.statistics[baseline].mean_time
     rows = [summary_row(r, stats, baseline_mean, config.seed) for r, stats in zip(schemes, run.statistics)]
     summary = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
