@@ -5,9 +5,11 @@ received — the same numbers, bit for bit, as :meth:`hgc.simulation.CompiledStr
 it performs the same floating-point operations in the same order (``load·X``, ``+ fixed``, ``+ link``;
 ``+ beta`` per relayed message in FIFO order or once per decoding edge; ``+ edge delay``) and takes exact
 order statistics, whose value does not depend on the algorithm that finds them. Only the way the work is
-organised differs: one pass over the trials evaluates every strategy, trials are read in tiles of
-``TILE`` (one cache line of float64 per node row), and order statistics are found by a bounded insertion
-list when the rank is near either end and by quickselect otherwise.
+organised differs: trials are processed in tiles of up to ``TILE`` and every operation is a loop over the
+tile (vectorised by the compiler) — worker times, a sorting network over each relaying edge's messages,
+the FIFO recursion, running top (or bottom) lists for order statistics of rank near either end — with
+nothing written to memory but each strategy's results. Ranks far from both ends fall back to a
+quickselect per trial.
 
 numba is optional: :data:`AVAILABLE` says whether it imported. Compiled code is cached on disk
 (``cache=True``), so only the first call after installation pays for compilation.
@@ -30,11 +32,17 @@ except ImportError:  # pragma: no cover
     numba = None
     AVAILABLE = False
 
-TILE = 8
-"""Trials evaluated together: a node's delays for ``TILE`` consecutive trials share one cache line."""
+TILE = 1024
+"""Trials evaluated together (fewer when the per-tile buffers would exceed ``TILE_BYTES``): large tiles
+amortise the per-tile, per-edge set-up."""
+
+TILE_BYTES = 2 ** 21
 
 SMALL_RANK = 16
-"""Ranks within this distance of either end are found with an insertion list, others by quickselect."""
+"""Ranks within this distance of either end are found with running top/bottom lists, others by quickselect."""
+
+NETWORK_LIMIT = 64
+"""Relaying edges of at most this many workers sort their messages with a sorting network."""
 
 
 @dataclass(frozen=True)
@@ -52,8 +60,12 @@ class KernelStrategies:
     worker_node: np.ndarray   # (W,) intp: global worker index
     worker_load: np.ndarray   # (W,) float64
     worker_link: np.ndarray   # (W,) float64 (0: no link time)
-    max_arrivals: int         # the most arrivals any strategy's master sees
+    arrivals: np.ndarray      # (S,) intp: messages the master of strategy s may receive
+    network_ptr: np.ndarray   # (NETWORK_LIMIT+2,) intp: comparators for m inputs are network_ptr[m]:[m+1]
+    network: np.ndarray       # (P, 2) intp: Batcher's odd-even merge sort comparators
+    max_arrivals: int         # the most arrivals any strategy's master stores
     max_workers: int          # the most workers of one edge
+    tile: int                 # trials per tile
 
     @classmethod
     def build(cls, compiled: Sequence["CompiledStrategy"]) -> "KernelStrategies":
@@ -66,6 +78,8 @@ class KernelStrategies:
         worker_load: list[float] = []
         worker_link: list[float] = []
         max_arrivals = max_workers = 1
+        arrivals: list[int] = []
+        relay_sizes: set[int] = set()
         for cs in compiled:
             counts = cs.counts.tolist()
             loads = np.broadcast_to(np.asarray(cs.load, dtype=float).reshape(-1), (len(cs.worker_index),))
@@ -87,16 +101,32 @@ class KernelStrategies:
             master_k.append(cs.master_k)
             relay.append(cs.relay)
             message.append(float(cs.message))
-            max_arrivals = max(max_arrivals, sum(counts) if cs.relay else len(counts))
+            arrivals.append(sum(counts) if cs.relay else len(counts))
+            if not (cs.relay and arrivals[-1] - cs.master_k + 1 <= SMALL_RANK):  # else streamed, not stored
+                max_arrivals = max(max_arrivals, arrivals[-1])
+            if cs.relay and np.any(cs.beta):
+                relay_sizes.update(counts)
+        from hgc.simulation import sorting_network  # noqa: PLC0415 - the simulator imports this module
+
+        network_ptr = [0]
+        pairs: list[tuple[int, int]] = []
+        for m in range(NETWORK_LIMIT + 1):
+            if m in relay_sizes:
+                pairs.extend(sorting_network(m))
+            network_ptr.append(len(pairs))
+        tile = int(max(8, min(TILE, TILE_BYTES // 8 // (max_arrivals + max_workers + 2 * SMALL_RANK))))
         intp = np.intp
         return cls(np.array(edge_ptr, intp), np.array(master_k, intp), np.array(relay, bool),
                    np.array(message, float), np.array(edge_node, intp), np.array(worker_ptr, intp),
                    np.array(edge_beta, float), np.array(edge_wait, intp), np.array(worker_node, intp),
-                   np.array(worker_load, float), np.array(worker_link, float), max_arrivals, max_workers)
+                   np.array(worker_load, float), np.array(worker_link, float), np.array(arrivals, intp),
+                   np.array(network_ptr, intp), np.array(pairs, intp).reshape(-1, 2), max_arrivals,
+                   max_workers, tile)
 
 
 _EMPTY_2D = np.zeros((1, 1))
 _EMPTY_MASK = np.zeros((1, 1), dtype=bool)
+_NO_ROWS = np.zeros(1)
 
 
 def evaluate(strategies: KernelStrategies, sample: "DelaySample", finish: np.ndarray,
@@ -105,9 +135,13 @@ def evaluate(strategies: KernelStrategies, sample: "DelaySample", finish: np.nda
     master by then) for every strategy ``s`` and trial ``t`` of ``sample``; arrays are ``(S, trials)``."""
     fixed = sample.fixed
     edge_delay = sample.edge_delay
+    no_affine = (_NO_ROWS, _NO_ROWS)
     fixed_array = not np.isscalar(fixed)
     delay_array = not np.isscalar(edge_delay)
-    _evaluate(np.ascontiguousarray(sample.compute),
+    compute_scale, compute_loc = sample.compute_affine or no_affine
+    fixed_scale, fixed_loc = sample.fixed_affine or no_affine
+    _evaluate(np.ascontiguousarray(sample.compute), compute_scale, compute_loc, sample.compute_affine is not None,
+              fixed_scale, fixed_loc, sample.fixed_affine is not None,
               np.ascontiguousarray(fixed) if fixed_array else _EMPTY_2D,
               0.0 if fixed_array else float(fixed),  # type: ignore[arg-type]
               fixed_array,
@@ -120,8 +154,9 @@ def evaluate(strategies: KernelStrategies, sample: "DelaySample", finish: np.nda
               sample.edge_failed is not None,
               strategies.edge_ptr, strategies.master_k, strategies.relay, strategies.message,
               strategies.edge_node, strategies.worker_ptr, strategies.edge_beta, strategies.edge_wait,
-              strategies.worker_node, strategies.worker_load, strategies.worker_link,
-              strategies.max_arrivals, strategies.max_workers, finish, received)
+              strategies.worker_node, strategies.worker_load, strategies.worker_link, strategies.arrivals,
+              strategies.network_ptr, strategies.network, strategies.max_arrivals, strategies.max_workers,
+              strategies.tile, finish, received)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -229,78 +264,269 @@ def _sort_row(a, r, n):  # pragma: no cover - compiled
         a[r, j] = v
 
 
+@_jit(inline=True)
+def _push_top(top, r, row, w):  # pragma: no cover - compiled
+    """Insert ``row[:w]`` into the running lists ``top[:r, :w]`` (per trial, descending: top[0] largest).
+    Inner loops run over 1-D rows: 2-D indexing there defeats vectorisation."""
+    for q in range(r):
+        level = top[q]
+        for u in range(w):
+            a = level[u]
+            b = row[u]
+            level[u] = a if a > b else b
+            row[u] = b if a > b else a
+
+
+@_jit(inline=True)
+def _push_bottom(bottom, k, row, w):  # pragma: no cover - compiled
+    """Insert ``row[:w]`` into the running lists ``bottom[:k, :w]`` (per trial, ascending)."""
+    for q in range(k):
+        level = bottom[q]
+        for u in range(w):
+            a = level[u]
+            b = row[u]
+            level[u] = a if a < b else b
+            row[u] = b if a < b else a
+
+
 @_jit
-def _evaluate(compute, fixed, fixed_value, fixed_array, edge_delay, delay_value, delay_array,
+def _select_columns(values, n, k, w, out, lists, carry, column, small):  # pragma: no cover - compiled
+    """``out[u]`` = the ``k``-th smallest of ``values[:n, u]`` for ``u < w``."""
+    top = n - k + 1
+    if top <= SMALL_RANK:
+        for q in range(top):
+            level = lists[q]
+            for u in range(w):
+                level[u] = -np.inf
+        for j in range(n):
+            row = values[j]
+            for u in range(w):
+                carry[u] = row[u]
+            _push_top(lists, top, carry, w)
+        level = lists[top - 1]
+    elif k <= SMALL_RANK:
+        for q in range(k):
+            level = lists[q]
+            for u in range(w):
+                level[u] = np.inf
+        for j in range(n):
+            row = values[j]
+            for u in range(w):
+                carry[u] = row[u]
+            _push_bottom(lists, k, carry, w)
+        level = lists[k - 1]
+    else:
+        for u in range(w):
+            for j in range(n):
+                column[0, j] = values[j, u]
+            out[u] = _kth_smallest(column, 0, n, k, small)
+        return
+    for u in range(w):
+        out[u] = level[u]
+
+
+@_jit(inline=True)
+def _worker_row(out, compute, c_scale, c_loc, c_affine, fixed, f_scale, f_loc, f_affine, fixed_value, fixed_array,
+                add_fixed, worker_failed, has_worker_failures, wk, load, link, t0, w):  # pragma: no cover - compiled
+    """``out[:w]`` = worker ``wk``'s message times ``load X + fixed + link`` (``inf`` if failed) for trials
+    ``t0 .. t0 + w - 1``: the same operations, in the same order, as sampling (``draw · scale + loc`` for
+    deferred location-scale rows) followed by the NumPy evaluator."""
+    x = compute[wk, t0:t0 + w]
+    if c_affine:
+        scale = c_scale[wk]
+        loc = c_loc[wk]
+        for u in range(w):
+            out[u] = load * (x[u] * scale + loc)
+    else:
+        for u in range(w):
+            out[u] = load * x[u]
+    if add_fixed:
+        if fixed_array:
+            y = fixed[wk, t0:t0 + w]
+            if f_affine:
+                scale = f_scale[wk]
+                loc = f_loc[wk]
+                for u in range(w):
+                    out[u] = out[u] + (y[u] * scale + loc)
+            else:
+                for u in range(w):
+                    out[u] = out[u] + y[u]
+        else:
+            for u in range(w):
+                out[u] = out[u] + fixed_value
+    if link != 0.0:
+        for u in range(w):
+            out[u] = out[u] + link
+    if has_worker_failures:
+        failed = worker_failed[wk, t0:t0 + w]
+        for u in range(w):
+            if failed[u]:
+                out[u] = np.inf
+
+
+@_jit
+def _evaluate(compute, c_scale, c_loc, c_affine, f_scale, f_loc, f_affine, fixed, fixed_value, fixed_array, edge_delay, delay_value, delay_array,
               worker_failed, has_worker_failures, edge_failed, has_edge_failures,
               edge_ptr, master_k, relay, message, edge_node, worker_ptr, edge_beta, edge_wait,
-              worker_node, worker_load, worker_link, max_arrivals, max_workers,
-              finish, received):  # pragma: no cover - compiled
+              worker_node, worker_load, worker_link, arrivals_count, network_ptr, network,
+              max_arrivals, max_workers, tile, finish, received):  # pragma: no cover - compiled
     trials = compute.shape[1]
     n_strategies = master_k.shape[0]
-    arrivals = np.empty((TILE, max_arrivals))
-    values = np.empty((1, max_arrivals))
-    times = np.empty((TILE, max_workers))
-    small = np.empty(SMALL_RANK + 1)
+    lists_size = SMALL_RANK + 1
+    times = np.empty((max_workers, tile))
+    arrivals = np.empty((max_arrivals, tile))
+    master = np.empty((lists_size, tile))
+    lists = np.empty((lists_size, tile))
+    carry = np.empty(tile)
+    departure = np.empty(tile)
+    result = np.empty(tile)
+    delay = np.zeros(tile)
+    dead = np.zeros(tile, dtype=np.bool_)
+    column = np.empty((1, max(max_arrivals, max_workers)))
+    small = np.empty(lists_size)
     add_delay = delay_array or delay_value != 0.0
     add_fixed = fixed_array or fixed_value != 0.0
-    for t0 in range(0, trials, TILE):
-        width = min(TILE, trials - t0)
+    for t0 in range(0, trials, tile):
+        w = min(tile, trials - t0)
         for s in range(n_strategies):
-            count = 0
             is_relay = relay[s]
+            k = master_k[s]
+            total = arrivals_count[s]
+            rank = total - k + 1                      # the master's statistic, counted from the largest
+            streaming = is_relay and rank <= SMALL_RANK
+            if streaming:
+                for q in range(rank):
+                    level = master[q]
+                    for u in range(w):
+                        level[u] = -np.inf
+            count = 0
             for e in range(edge_ptr[s], edge_ptr[s + 1]):
                 node = edge_node[e]
                 first = worker_ptr[e]
                 m = worker_ptr[e + 1] - first
                 beta = edge_beta[e]
-                # worker messages at the edge, C_w = load X_w + fixed_w + link_w (inf if failed)
-                for j in range(m):
-                    w = worker_node[first + j]
-                    load = worker_load[first + j]
-                    link = worker_link[first + j]
-                    for u in range(width):
-                        v = load * compute[w, t0 + u]
-                        if add_fixed:
-                            v = v + (fixed[w, t0 + u] if fixed_array else fixed_value)
-                        if link != 0.0:
-                            v = v + link
-                        if has_worker_failures and worker_failed[w, t0 + u]:
-                            v = np.inf
-                        times[u, j] = v
-                for u in range(width):
-                    delay = edge_delay[node, t0 + u] if delay_array else delay_value
-                    dead = has_edge_failures and edge_failed[node, t0 + u]
-                    if is_relay:
-                        if beta != 0.0:
-                            _sort_row(times, u, m)
-                            departure = times[u, 0] + beta
-                            times[u, 0] = departure
-                            for j in range(1, m):
-                                current = times[u, j]
-                                if departure > current:
-                                    current = departure
-                                departure = current + beta
-                                times[u, j] = departure
-                        for j in range(m):
-                            v = times[u, j]
+                if delay_array:
+                    source = edge_delay[node, t0:t0 + w]
+                    for u in range(w):
+                        delay[u] = source[u]
+                else:
+                    for u in range(w):
+                        delay[u] = delay_value
+                if has_edge_failures:
+                    flags = edge_failed[node, t0:t0 + w]
+                    for u in range(w):
+                        dead[u] = flags[u]
+                wait = edge_wait[e]
+                fused = not is_relay and (m - wait + 1 <= SMALL_RANK or wait <= SMALL_RANK)
+                if not fused:
+                    # worker messages at the edge, C_w = load X_w + fixed_w + link_w (inf if failed)
+                    for j in range(m):
+                        _worker_row(times[j], compute, c_scale, c_loc, c_affine, fixed, f_scale, f_loc, f_affine,
+                                    fixed_value, fixed_array, add_fixed, worker_failed,
+                                    has_worker_failures, worker_node[first + j], worker_load[first + j],
+                                    worker_link[first + j], t0, w)
+                if is_relay:
+                    if beta != 0.0:
+                        if m <= NETWORK_LIMIT:
+                            for p in range(network_ptr[m], network_ptr[m + 1]):
+                                low = times[network[p, 0]]
+                                high = times[network[p, 1]]
+                                for u in range(w):
+                                    a = low[u]
+                                    b = high[u]
+                                    low[u] = a if a < b else b
+                                    high[u] = b if a < b else a
+                        else:
+                            for u in range(w):
+                                for j in range(m):
+                                    column[0, j] = times[j, u]
+                                column[0, :m].sort()
+                                for j in range(m):
+                                    times[j, u] = column[0, j]
+                        row = times[0]
+                        for u in range(w):
+                            departure[u] = row[u] + beta
+                            row[u] = departure[u]
+                        for j in range(1, m):
+                            row = times[j]
+                            for u in range(w):
+                                a = row[u]
+                                b = departure[u]
+                                departure[u] = (b if b > a else a) + beta
+                                row[u] = departure[u]
+                    for j in range(m):
+                        row = times[j]
+                        target = carry if streaming else arrivals[count + j]
+                        for u in range(w):
+                            v = row[u]
                             if add_delay:
-                                v = v + delay
-                            arrivals[u, count + j] = np.inf if dead else v
+                                v = v + delay[u]
+                            target[u] = np.inf if dead[u] else v
+                        if streaming:
+                            _push_top(master, rank, carry, w)
+                    count += m
+                else:
+                    if fused:
+                        # the edge's order statistic from running lists fed worker by worker
+                        top = m - wait + 1
+                        up = top <= SMALL_RANK
+                        size = top if up else wait
+                        for q in range(size):
+                            level = lists[q]
+                            for u in range(w):
+                                level[u] = -np.inf if up else np.inf
+                        for j in range(m):
+                            _worker_row(carry, compute, c_scale, c_loc, c_affine, fixed, f_scale, f_loc, f_affine,
+                                        fixed_value, fixed_array, add_fixed, worker_failed,
+                                        has_worker_failures, worker_node[first + j], worker_load[first + j],
+                                        worker_link[first + j], t0, w)
+                            if size == 1:
+                                level = lists[0]
+                                for u in range(w):
+                                    a = level[u]
+                                    b = carry[u]
+                                    level[u] = (a if a > b else b) if up else (a if a < b else b)
+                            elif up:
+                                _push_top(lists, size, carry, w)
+                            else:
+                                _push_bottom(lists, size, carry, w)
+                        level = lists[size - 1]
+                        for u in range(w):
+                            result[u] = level[u]
                     else:
-                        v = _kth_smallest(times, u, m, edge_wait[e], small) + beta
+                        _select_columns(times, m, wait, w, result, lists, carry, column, small)
+                    target = arrivals[count]
+                    for u in range(w):
+                        v = result[u] + beta
                         if add_delay:
-                            v = v + delay
-                        arrivals[u, count] = np.inf if dead else v
-                count += m if is_relay else 1
-            k = master_k[s]
-            message_length = message[s]
-            for u in range(width):
+                            v = v + delay[u]
+                        target[u] = np.inf if dead[u] else v
+                    count += 1
+            length = message[s]
+            out_finish = finish[s, t0:t0 + w]
+            out_received = received[s, t0:t0 + w]
+            if streaming:
+                # values above the rank-th largest are all in the list: received = total - those
+                last = master[rank - 1]
+                for u in range(w):
+                    carry[u] = 0.0
+                for q in range(rank - 1):
+                    level = master[q]
+                    for u in range(w):
+                        if level[u] > last[u]:
+                            carry[u] += 1.0
+                for u in range(w):
+                    out_finish[u] = last[u]
+                    out_received[u] = (total - carry[u]) * length
+            else:
+                _select_columns(arrivals, count, k, w, result, lists, carry, column, small)
+                for u in range(w):
+                    carry[u] = 0.0
                 for j in range(count):
-                    values[0, j] = arrivals[u, j]
-                done = _kth_smallest(values, 0, count, k, small)
-                heard = 0
-                for j in range(count):
-                    if arrivals[u, j] <= done:
-                        heard += 1
-                finish[s, t0 + u] = done
-                received[s, t0 + u] = heard * message_length
+                    row = arrivals[j]
+                    for u in range(w):
+                        if row[u] <= result[u]:
+                            carry[u] += 1.0
+                for u in range(w):
+                    out_finish[u] = result[u]
+                    out_received[u] = carry[u] * length

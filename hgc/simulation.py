@@ -17,12 +17,12 @@ import functools
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from hgc.distributions import Distribution
+from hgc.distributions import Distribution, StandardFamily
 from hgc.errors import ConfigError
 from hgc.rng import Stream, stream
 from hgc.schemes import Strategy
@@ -72,6 +72,28 @@ class DelaySample:
     edge_delay: np.ndarray | float
     worker_failed: np.ndarray | None
     edge_failed: np.ndarray | None
+    compute_affine: tuple[np.ndarray, np.ndarray] | None = None
+    fixed_affine: tuple[np.ndarray, np.ndarray] | None = None
+
+    def materialized(self) -> "DelaySample":
+        """This sample with every delay in seconds. A sample drawn with ``deferred=True`` holds standard
+        draws in ``compute`` (or ``fixed``) and per-row ``(scale, loc)`` in ``compute_affine`` (or
+        ``fixed_affine``): the delay is ``draw · scale + loc``, the two roundings
+        :meth:`~hgc.distributions.StandardFamily.sample` makes."""
+        if self.compute_affine is None and self.fixed_affine is None:
+            return self
+        return replace(self, compute=_affine(self.compute, self.compute_affine),
+                       fixed=_affine(self.fixed, self.fixed_affine),  # type: ignore[arg-type]
+                       compute_affine=None, fixed_affine=None)
+
+
+def _affine(draws: np.ndarray | float, affine: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray | float:
+    if affine is None:
+        return draws
+    scale, loc = affine
+    out = draws * scale[:, None]
+    out += loc[:, None]
+    return out
 
 
 NodeGroups = tuple[tuple[Distribution, "slice | np.ndarray"], ...]
@@ -122,6 +144,34 @@ def _add(a: np.ndarray | float, b: np.ndarray | float) -> np.ndarray | float:
     return a + b
 
 
+def _standard_rows(groups: NodeGroups, nodes: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per-row ``(scale, loc)`` when every group is a location-scale family, else ``None``."""
+    if not all(isinstance(dist, StandardFamily) for dist, _ in groups):
+        return None
+    scale, loc = np.empty(nodes), np.empty(nodes)
+    for dist, rows in groups:
+        scale[rows] = dist.scale  # type: ignore[attr-defined]
+        loc[rows] = dist.loc  # type: ignore[attr-defined]
+    return scale, loc
+
+
+def _draw_standard(groups: NodeGroups, nodes: int, rng: np.random.Generator, trials: int) -> np.ndarray:
+    """Like :func:`_draw_groups` for location-scale groups, but the standard draws (the same random
+    numbers, before ``· scale + loc``)."""
+    if len(groups) == 1:
+        ((dist, _),) = groups
+        return dist.standard_sample(rng, dist.shape, (nodes, trials))  # type: ignore[attr-defined]
+    out = np.empty((nodes, trials))
+    for dist, rows in groups:
+        count = rows.stop - rows.start if isinstance(rows, slice) else len(rows)
+        out[rows] = dist.standard_sample(rng, dist.shape, (count, trials))  # type: ignore[attr-defined]
+    return out
+
+
+def _is_zero(groups: NodeGroups) -> bool:
+    return len(groups) == 1 and groups[0][0].is_constant and float(groups[0][0].ppf(0.5)) == 0.0
+
+
 class Sampler:
     """Draws :class:`DelaySample` blocks of one model; which nodes share a distribution is worked out once
     (it costs a pass over every node's distribution, too slow to repeat per block on large systems)."""
@@ -131,20 +181,45 @@ class Sampler:
         self._groups = [_node_groups(dists) for dists in (model.worker_compute, model.worker_overhead,
                                                            model.worker_uplink, model.edge_process,
                                                            model.edge_uplink)]
+        workers = model.topology.n_workers
+        compute_g, overhead_g, uplink_g = self._groups[:3]
+        self._compute_affine = _standard_rows(compute_g, workers)
+        self._fixed_affine = None
+        self._fixed_section = -1
+        for section, other in ((1, 2), (2, 1)):  # fixed = overhead + uplink: defer when one is zero
+            groups = self._groups[section]
+            if _is_zero(self._groups[other]) and not _is_zero(groups) and not all(
+                    d.is_constant for d, _ in groups):
+                self._fixed_affine = _standard_rows(groups, workers)
+                self._fixed_section = section if self._fixed_affine is not None else -1
+                break
 
-    def sample(self, rng: np.random.Generator, trials: int) -> DelaySample:
-        """Every node's delays for ``trials`` iterations, in a fixed order (reproducible)."""
+    def sample(self, rng: np.random.Generator, trials: int, deferred: bool = False) -> DelaySample:
+        """Every node's delays for ``trials`` iterations, in a fixed order (reproducible). With
+        ``deferred``, location-scale delays may come as standard draws and per-row ``(scale, loc)`` (see
+        :meth:`DelaySample.materialized`): the same random numbers, one pass over the arrays less."""
         model = self.model
         workers, edges = model.topology.n_workers, model.topology.n_edges
         compute_g, overhead_g, uplink_g, process_g, edge_uplink_g = self._groups
-        compute = _draw_groups(compute_g, workers, rng, trials)
-        if np.isscalar(compute):
-            compute = np.full((workers, trials), compute)
-        fixed = _add(_draw_groups(overhead_g, workers, rng, trials), _draw_groups(uplink_g, workers, rng, trials))
+        compute_affine = self._compute_affine if deferred else None
+        if compute_affine is not None:
+            compute = _draw_standard(compute_g, workers, rng, trials)
+        else:
+            compute = _draw_groups(compute_g, workers, rng, trials)
+            if np.isscalar(compute):
+                compute = np.full((workers, trials), compute)
+        fixed_affine = self._fixed_affine if deferred else None
+        if fixed_affine is not None:
+            parts = [0.0, 0.0]
+            parts[self._fixed_section - 1] = _draw_standard(self._groups[self._fixed_section], workers, rng, trials)
+            fixed = parts[0] if self._fixed_section == 1 else parts[1]
+        else:
+            fixed = _add(_draw_groups(overhead_g, workers, rng, trials), _draw_groups(uplink_g, workers, rng, trials))
         edge_delay = _add(_draw_groups(process_g, edges, rng, trials), _draw_groups(edge_uplink_g, edges, rng, trials))
         worker_failed = (rng.random((workers, trials)) < model.worker_failure if model.worker_failure > 0 else None)
         edge_failed = (rng.random((edges, trials)) < model.edge_failure if model.edge_failure > 0 else None)
-        return DelaySample(trials, compute, fixed, edge_delay, worker_failed, edge_failed)  # type: ignore[arg-type]
+        return DelaySample(trials, compute, fixed, edge_delay, worker_failed, edge_failed,  # type: ignore[arg-type]
+                           compute_affine, fixed_affine)
 
 
 def sample_delays(model: TimingModel, rng: np.random.Generator, trials: int) -> DelaySample:
@@ -626,7 +701,8 @@ class _Evaluator:
 
     def sample_pass(self, seed: int, stream_id: int, blocks: Sequence[tuple[int, int]]) -> DelaySample:
         """The delays of consecutive stream blocks ``(index, trials)`` side by side along the trial axis."""
-        samples = [self.sampler.sample(stream(seed, stream_id, index), size) for index, size in blocks]
+        deferred = self.kernel is not None  # the kernel applies location and scale itself
+        samples = [self.sampler.sample(stream(seed, stream_id, index), size, deferred) for index, size in blocks]
         if len(samples) == 1:
             return samples[0]
         total = sum(size for _, size in blocks)
@@ -645,7 +721,8 @@ class _Evaluator:
                            join("fixed", [x.fixed for x in samples]),
                            join("edge_delay", [x.edge_delay for x in samples]),
                            join("worker_failed", [x.worker_failed for x in samples], bool),
-                           join("edge_failed", [x.edge_failed for x in samples], bool))
+                           join("edge_failed", [x.edge_failed for x in samples], bool),
+                           samples[0].compute_affine, samples[0].fixed_affine)
 
     def times(self, sample: DelaySample) -> tuple[np.ndarray, np.ndarray]:
         """Iteration times and received vectors, ``(strategies, trials)`` each."""
