@@ -895,18 +895,21 @@ def _run_on_executor(executor: Any, job: Callable[..., BlockJob], sizes: Sequenc
     finished: dict[int, BlockResults] = {}
     order = [j.first for j in jobs]
     merged = done = 0
-    for task, result, error in executor.run(evaluate_blocks, jobs):
-        if error is not None and not stop():
-            time.sleep(0.5)  # a worker that died of the same Ctrl-C may report before the flag is up
-        if stop():
-            break
-        if error is not None:
-            raise error
-        finished[task.first] = result
-        next(ticks, None)
-        while merged < len(order) and order[merged] in finished:
-            results = finished.pop(order[merged])
-            merge_results(statistics, results)
-            done += results.trials
-            merged += 1
+    try:
+        for task, result, error in executor.run(evaluate_blocks, jobs):
+            if error is not None and not stop():
+                time.sleep(0.5)  # a worker that died of the same Ctrl-C may report before the flag is up
+            if stop():
+                break
+            if error is not None:
+                raise error
+            finished[task.first] = result
+            next(ticks, None)
+            while merged < len(order) and order[merged] in finished:
+                results = finished.pop(order[merged])
+                merge_results(statistics, results)
+                done += results.trials
+                merged += 1
+    except KeyboardInterrupt:
+        pass
     return done

@@ -15,7 +15,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 OPTION_KEYS = frozenset({"method", "jobs", "executor", "scheduler", "trials", "seed", "patterns", "iterations",
-                         "out", "time-scale", "kill"})
+                         "out", "time-scale", "kill", "memory"})
 """Library error keys that name a command-line option when no file is involved."""
 
 
@@ -66,3 +66,22 @@ quiet_option = click.option("--quiet", is_flag=True, help="No progress bar and n
 def default_out_dir(name: str, out_dir: Path | None) -> Path:
     """``out_dir`` if given, else ``results/<name>/`` relative to the working directory."""
     return out_dir if out_dir is not None else Path("results") / name
+
+
+def executor_options(default: str, what: str) -> Callable[[F], F]:
+    """``--executor``, ``--jobs`` and ``--scheduler``: where ``what`` runs (see :mod:`hgc.executors`)."""
+    from hgc.executors import EXECUTORS  # noqa: PLC0415
+
+    def decorate(func: F) -> F:
+        func = click.option("--scheduler", default=None, metavar="ADDRESS",
+                            help="Dask scheduler address, e.g. tcp://10.0.0.5:8786 (with --executor dask); "
+                                 "without it a local Dask cluster is started.")(func)
+        func = click.option("--jobs", type=click.IntRange(min=1), default=None,
+                            help="Worker processes (process executor, local Dask cluster) "
+                                 "[default: CPUs available].")(func)
+        func = click.option("--executor", "executor_kind", type=click.Choice(EXECUTORS), default=default,
+                            show_default=True,
+                            help=f"Where {what} run: this process, local worker processes, or a Dask cluster.")(func)
+        return func
+
+    return decorate

@@ -8,20 +8,14 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
-from hgc.cli.common import default_out_dir, handle_errors, out_option, quiet_option
-from hgc.executors import EXECUTORS, make_executor
+from hgc.cli.common import default_out_dir, executor_options, handle_errors, out_option, quiet_option
+from hgc.executors import make_executor
 from hgc.sweep import expand_points, load_sweep, run_sweep
 
 
 @click.command()
 @click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--executor", "executor_kind", type=click.Choice(EXECUTORS), default="process", show_default=True,
-              help="Where points run: this process, local worker processes, or a Dask cluster.")
-@click.option("--jobs", type=click.IntRange(min=1), default=None,
-              help="Worker processes (process executor, local Dask cluster) [default: CPUs available].")
-@click.option("--scheduler", default=None, metavar="ADDRESS",
-              help="Dask scheduler address, e.g. tcp://10.0.0.5:8786 (with --executor dask); "
-                   "without it a local Dask cluster is started.")
+@executor_options("process", "points")
 @out_option
 @quiet_option
 @handle_errors
