@@ -41,8 +41,9 @@ TILE_BYTES = 2 ** 21
 SMALL_RANK = 16
 """Ranks within this distance of either end are found with running top/bottom lists, others by quickselect."""
 
-NETWORK_LIMIT = 64
-"""Relaying edges of at most this many workers sort their messages with a sorting network."""
+NETWORK_LIMIT = 256
+"""Relaying edges of at most this many workers sort their messages with a sorting network (vectorised over
+the tile: about ``log2(m)^2 / 4`` compare-exchanges per message); larger ones sort trial by trial."""
 
 
 @dataclass(frozen=True)
@@ -69,45 +70,28 @@ class KernelStrategies:
 
     @classmethod
     def build(cls, compiled: Sequence["CompiledStrategy"]) -> "KernelStrategies":
-        edge_ptr, master_k, relay, message = [0], [], [], []
-        edge_node: list[int] = []
-        worker_ptr = [0]
-        edge_beta: list[float] = []
-        edge_wait: list[int] = []
-        worker_node: list[int] = []
-        worker_load: list[float] = []
-        worker_link: list[float] = []
-        max_arrivals = max_workers = 1
-        arrivals: list[int] = []
-        relay_sizes: set[int] = set()
-        for cs in compiled:
-            counts = cs.counts.tolist()
-            loads = np.broadcast_to(np.asarray(cs.load, dtype=float).reshape(-1), (len(cs.worker_index),))
-            link = np.zeros(len(cs.worker_index)) if cs.worker_link is None else cs.worker_link[:, 0]
-            waits = (np.zeros(len(counts), dtype=np.intp) if cs.relay
-                     else np.asarray(cs.strategy.plan.edge_wait, dtype=np.intp))
-            start = 0
-            for j, count in enumerate(counts):
-                edge_node.append(int(cs.edge_index[j]))
-                edge_beta.append(float(cs.beta[j, 0]))
-                edge_wait.append(int(waits[j]))
-                worker_node.extend(int(w) for w in cs.worker_index[start:start + count])
-                worker_load.extend(float(v) for v in loads[start:start + count])
-                worker_link.extend(float(v) for v in link[start:start + count])
-                worker_ptr.append(worker_ptr[-1] + count)
-                start += count
-                max_workers = max(max_workers, count)
-            edge_ptr.append(len(edge_node))
-            master_k.append(cs.master_k)
-            relay.append(cs.relay)
-            message.append(float(cs.message))
-            arrivals.append(sum(counts) if cs.relay else len(counts))
-            if not (cs.relay and arrivals[-1] - cs.master_k + 1 <= SMALL_RANK):  # else streamed, not stored
-                max_arrivals = max(max_arrivals, arrivals[-1])
-            if cs.relay and np.any(cs.beta):
-                relay_sizes.update(counts)
         from hgc.simulation import sorting_network  # noqa: PLC0415 - the simulator imports this module
 
+        counts = [cs.counts for cs in compiled]
+        edge_node = np.concatenate([cs.edge_index for cs in compiled]).astype(np.intp)
+        edge_ptr = np.concatenate([[0], np.cumsum([len(c) for c in counts])]).astype(np.intp)
+        worker_ptr = np.concatenate([[0], np.cumsum(np.concatenate(counts))]).astype(np.intp)
+        edge_beta = np.concatenate([cs.beta[:, 0] for cs in compiled]).astype(float)
+        edge_wait = np.concatenate([np.zeros(len(cs.counts), dtype=np.intp) if cs.relay
+                                    else np.asarray(cs.strategy.plan.edge_wait, dtype=np.intp) for cs in compiled])
+        worker_node = np.concatenate([cs.worker_index for cs in compiled]).astype(np.intp)
+        worker_load = np.concatenate([np.broadcast_to(np.asarray(cs.load, dtype=float).reshape(-1),
+                                                      (len(cs.worker_index),)) for cs in compiled])
+        worker_link = np.concatenate([np.zeros(len(cs.worker_index)) if cs.worker_link is None
+                                      else cs.worker_link[:, 0] for cs in compiled])
+        arrivals = np.array([int(cs.counts.sum()) if cs.relay else len(cs.counts) for cs in compiled], dtype=np.intp)
+        master_k = np.array([cs.master_k for cs in compiled], dtype=np.intp)
+        relay = np.array([cs.relay for cs in compiled], dtype=bool)
+        stored = [int(a) for a, cs in zip(arrivals, compiled)
+                  if not (cs.relay and a - cs.master_k + 1 <= SMALL_RANK)]  # others are streamed, not stored
+        max_arrivals = max(stored, default=1)
+        max_workers = max(int(c.max()) for c in counts)
+        relay_sizes = {int(m) for cs in compiled if cs.relay and np.any(cs.beta) for m in np.unique(cs.counts)}
         network_ptr = [0]
         pairs: list[tuple[int, int]] = []
         for m in range(NETWORK_LIMIT + 1):
@@ -115,13 +99,10 @@ class KernelStrategies:
                 pairs.extend(sorting_network(m))
             network_ptr.append(len(pairs))
         tile = int(max(8, min(TILE, TILE_BYTES // 8 // (max_arrivals + max_workers + 2 * SMALL_RANK))))
-        intp = np.intp
-        return cls(np.array(edge_ptr, intp), np.array(master_k, intp), np.array(relay, bool),
-                   np.array(message, float), np.array(edge_node, intp), np.array(worker_ptr, intp),
-                   np.array(edge_beta, float), np.array(edge_wait, intp), np.array(worker_node, intp),
-                   np.array(worker_load, float), np.array(worker_link, float), np.array(arrivals, intp),
-                   np.array(network_ptr, intp), np.array(pairs, intp).reshape(-1, 2), max_arrivals,
-                   max_workers, tile)
+        return cls(edge_ptr, master_k, relay, np.array([float(cs.message) for cs in compiled]), edge_node,
+                   worker_ptr, edge_beta, edge_wait, worker_node, np.ascontiguousarray(worker_load), worker_link,
+                   arrivals, np.array(network_ptr, np.intp), np.array(pairs, np.intp).reshape(-1, 2),
+                   max_arrivals, max_workers, tile)
 
 
 _EMPTY_2D = np.zeros((1, 1))

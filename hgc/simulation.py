@@ -45,9 +45,13 @@ PASS_NODE_TRIALS = 2 ** 19
 """Node-trials a pass aims for: blocks of small systems are evaluated several at a time (fewer calls),
 large ones one at a time (cache-sized arrays)."""
 
-WORKING_ARRAYS = 6
-"""Float64 arrays per worker slot alive at once while a pass is evaluated (an upper estimate: the
-samples, and the NumPy evaluator's per-strategy temporaries)."""
+PASS_MIN_TRIALS = 256
+"""Trials a pass aims for at least (budget permitting): the compiled evaluator's set-up per node and tile
+is then small against the work."""
+
+WORKING_ARRAYS = {"numpy": 6, "numba": 3}
+"""Float64 arrays per worker alive at once while a pass is evaluated (upper estimates). NumPy: the
+samples and the evaluator's per-strategy temporaries; compiled: the pass's samples and one block's draws."""
 
 BACKENDS = ("numba", "numpy")
 
@@ -102,11 +106,20 @@ NodeGroups = tuple[tuple[Distribution, "slice | np.ndarray"], ...]
 def _node_groups(dists: Sequence[Distribution]) -> NodeGroups:
     """Nodes sharing a distribution, in order of first appearance: ``(dist, rows)`` with ``rows`` a slice
     when the nodes are consecutive."""
-    groups: dict[Distribution, list[int]] = {}
+    by_object: dict[int, list[int]] = {}  # equal distributions are mostly the same object: hash each once
+    first: dict[int, Distribution] = {}
     for j, dist in enumerate(dists):
-        groups.setdefault(dist, []).append(j)
+        rows_of = by_object.get(id(dist))
+        if rows_of is None:
+            rows_of = by_object[id(dist)] = []
+            first[id(dist)] = dist
+        rows_of.append(j)
+    groups: dict[Distribution, list[int]] = {}
+    for key, rows_of in by_object.items():
+        groups.setdefault(first[key], []).extend(rows_of)
     out = []
     for dist, rows in groups.items():
+        rows.sort()
         contiguous = rows[-1] - rows[0] + 1 == len(rows)
         out.append((dist, slice(rows[0], rows[-1] + 1) if contiguous else np.array(rows, dtype=np.intp)))
     return tuple(out)
@@ -315,8 +328,8 @@ class CompiledStrategy:
     def __post_init__(self) -> None:
         st, topo, plan = self.strategy, self.model.topology, self.strategy.plan
         self.edge_index = np.array(st.edges, dtype=np.intp)
-        self.worker_index = np.array([topo.offsets[e] + p for e, ws in zip(st.edges, st.workers) for p in ws],
-                                     dtype=np.intp)
+        self.worker_index = np.concatenate([int(topo.offsets[e]) + np.asarray(ws, dtype=np.intp)
+                                            for e, ws in zip(st.edges, st.workers)]).astype(np.intp)
         self.counts = np.array(st.worker_counts, dtype=np.intp)
         self.all_workers = np.array_equal(self.worker_index, np.arange(topo.n_workers))
         self.all_edges = np.array_equal(self.edge_index, np.arange(topo.n_edges))
@@ -602,13 +615,15 @@ def block_trials(topology: Topology) -> int:
     return size
 
 
-def working_bytes_per_trial(model: TimingModel, strategies: Sequence[Strategy]) -> int:
+def working_bytes_per_trial(model: TimingModel, strategies: Sequence[Strategy], backend: str = "numpy") -> int:
     """Bytes of working arrays one trial needs while a pass is evaluated (the estimate that sizes passes
-    under a memory budget): :data:`WORKING_ARRAYS` float64 values per worker slot of the padded
-    ``(edges, largest edge)`` layout and per edge, plus the failure masks and each strategy's outputs."""
+    under a memory budget): :data:`WORKING_ARRAYS` float64 values per worker slot (of the padded ``(edges,
+    largest edge)`` layout for the NumPy evaluator) and per edge, plus failure masks and each strategy's
+    outputs."""
     topo = model.topology
-    slots = topo.n_edges * max(topo.workers) + topo.n_edges
-    return 8 * WORKING_ARRAYS * slots + (topo.n_workers + topo.n_edges) + 16 * len(strategies)
+    arrays = WORKING_ARRAYS[backend]
+    slots = (topo.n_edges * max(topo.workers) if backend == "numpy" else topo.n_workers) + topo.n_edges
+    return 8 * arrays * slots + (topo.n_workers + topo.n_edges) + 16 * len(strategies)
 
 
 @dataclass
@@ -813,20 +828,22 @@ def _deferred_interrupt() -> Iterator[Callable[[], bool]]:
         signal.signal(signal.SIGINT, previous)
 
 
-def plan_passes(model: TimingModel, strategies: Sequence[Strategy], memory: int | None = None) -> tuple[int, int]:
+def plan_passes(model: TimingModel, strategies: Sequence[Strategy], memory: int | None = None,
+                backend: str = "numpy") -> tuple[int, int]:
     """``(block_trials, pass_blocks)``: the stream block of ``model`` and how many blocks one pass
-    evaluates together: enough for about :data:`PASS_NODE_TRIALS` node-trials (fewer passes on small
-    systems), as many as the ``memory`` budget (bytes; default :data:`DEFAULT_MEMORY`) allows.
+    evaluates together: enough for about :data:`PASS_NODE_TRIALS` node-trials and at least
+    :data:`PASS_MIN_TRIALS` trials, as many as the ``memory`` budget (bytes; default
+    :data:`DEFAULT_MEMORY`) allows.
 
     Raises :class:`ConfigError` (key ``memory``) when even one block does not fit in the budget."""
     budget = DEFAULT_MEMORY if memory is None else int(memory)
     size = block_trials(model.topology)
-    per_block = working_bytes_per_trial(model, strategies) * size
+    per_block = working_bytes_per_trial(model, strategies, backend) * size
     if per_block > budget:
         raise ConfigError(f"a memory budget of {budget / MIB:.0f} MiB is too small for this system: one block of "
                           f"{size} trials needs about {per_block / MIB:.0f} MiB", "memory")
     nodes = model.topology.n_workers + model.topology.n_edges
-    wanted = max(1, PASS_NODE_TRIALS // (nodes * size))
+    wanted = max(PASS_NODE_TRIALS // (nodes * size), -(-PASS_MIN_TRIALS // size), 1)
     return size, max(1, min(wanted, budget // per_block))
 
 
@@ -846,7 +863,7 @@ def run_strategies(model: TimingModel, strategies: Sequence[Strategy], *, seed: 
     before the first one missing (blocks ``0 .. k-1``, never a gap), flagged ``interrupted``.
     """
     backend = backend or default_backend()
-    size, pass_blocks = plan_passes(model, strategies, memory)
+    size, pass_blocks = plan_passes(model, strategies, memory, backend)
     statistics = [TimeStatistics() for _ in strategies]
     sizes = chunk_sizes(trials, size)
     started = time.perf_counter()

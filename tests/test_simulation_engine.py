@@ -95,7 +95,7 @@ def test_memory_budget_changes_passes_not_numbers():
     runs = [run_strategies(model, strategies, seed=3, trials=trials, memory=budget, backend=backend)
             for budget in (None, 6 * MIB, 66 * MIB) for backend in ("numpy", "numba")
             if backend == "numpy" or _numba()]
-    assert {r.pass_trials for r in runs} == {CHUNK_TRIALS, many * CHUNK_TRIALS}
+    assert {CHUNK_TRIALS, many * CHUNK_TRIALS} <= {r.pass_trials for r in runs}  # cut differently
     for other in runs[1:]:
         assert [state(s) for s in other.statistics] == [state(s) for s in runs[0].statistics]
         assert other.trials_done == trials
