@@ -841,7 +841,7 @@ def plan_passes(model: TimingModel, strategies: Sequence[Strategy], memory: int 
     per_block = working_bytes_per_trial(model, strategies, backend) * size
     if per_block > budget:
         raise ConfigError(f"a memory budget of {budget / MIB:.0f} MiB is too small for this system: one block of "
-                          f"{size} trials needs about {per_block / MIB:.0f} MiB", "memory")
+                          f"{size} trials needs about {per_block / MIB:.1f} MiB", "memory")
     nodes = model.topology.n_workers + model.topology.n_edges
     wanted = max(PASS_NODE_TRIALS // (nodes * size), -(-PASS_MIN_TRIALS // size), 1)
     return size, max(1, min(wanted, budget // per_block))
