@@ -250,8 +250,8 @@ def test_ctrl_c_stops_a_serial_run_at_a_block_boundary():
 
     handler = signal.getsignal(signal.SIGINT)
     run = run_strategies(model, strategies, seed=4, trials=40 * CHUNK_TRIALS, memory=6 * MIB, progress=progress)
-    assert run.interrupted and run.trials_done == 3 * CHUNK_TRIALS
-    prefix = run_strategies(model, strategies, seed=4, trials=3 * CHUNK_TRIALS)
+    assert run.interrupted and run.trials_done == 3 * run.pass_trials  # three passes, nothing more
+    prefix = run_strategies(model, strategies, seed=4, trials=run.trials_done)
     assert [state(s) for s in run.statistics] == [state(s) for s in prefix.statistics]
     assert signal.getsignal(signal.SIGINT) is handler
 
