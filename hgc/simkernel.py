@@ -4,7 +4,8 @@
 received — the same numbers, bit for bit, as :meth:`hgc.simulation.CompiledStrategy.iteration_times`:
 it performs the same floating-point operations in the same order (``load·X``, ``+ fixed``, ``+ link``;
 ``+ beta`` per relayed message in FIFO order or once per decoding edge; ``+ edge delay``) and takes exact
-order statistics, whose value does not depend on the algorithm that finds them. Only the way the work is
+order statistics, whose value does not depend on the algorithm that finds them (a relaying edge's FIFO
+arrivals are sorted, so the master's top list absorbs them by a bitonic merge). Only the way the work is
 organised differs: trials are processed in tiles of up to ``TILE`` and every operation is a loop over the
 tile (vectorised by the compiler) — worker times, a sorting network over each relaying edge's messages,
 the FIFO recursion, running top (or bottom) lists for order statistics of rank near either end — with
@@ -32,11 +33,15 @@ except ImportError:  # pragma: no cover
     numba = None
     AVAILABLE = False
 
-TILE = 1024
+TILE = 512
 """Trials evaluated together (fewer when the per-tile buffers would exceed ``TILE_BYTES``): large tiles
 amortise the per-tile, per-edge set-up."""
 
 TILE_BYTES = 2 ** 21
+
+SHARE_BYTES = 2 ** 21
+"""When every worker's ``X`` and fixed delay for one tile fit in this many bytes, they are computed once per
+tile (``draw · scale + loc``) and shared by all strategies."""
 
 SMALL_RANK = 16
 """Ranks within this distance of either end are found with running top/bottom lists, others by quickselect."""
@@ -119,6 +124,7 @@ def evaluate(strategies: KernelStrategies, sample: "DelaySample", finish: np.nda
     no_affine = (_NO_ROWS, _NO_ROWS)
     fixed_array = not np.isscalar(fixed)
     delay_array = not np.isscalar(edge_delay)
+    share = SHARE_BYTES >= 16 * sample.compute.shape[0] * strategies.tile and len(strategies.master_k) > 1
     compute_scale, compute_loc = sample.compute_affine or no_affine
     fixed_scale, fixed_loc = sample.fixed_affine or no_affine
     _evaluate(np.ascontiguousarray(sample.compute), compute_scale, compute_loc, sample.compute_affine is not None,
@@ -137,7 +143,7 @@ def evaluate(strategies: KernelStrategies, sample: "DelaySample", finish: np.nda
               strategies.edge_node, strategies.worker_ptr, strategies.edge_beta, strategies.edge_wait,
               strategies.worker_node, strategies.worker_load, strategies.worker_link, strategies.arrivals,
               strategies.network_ptr, strategies.network, strategies.max_arrivals, strategies.max_workers,
-              strategies.tile, finish, received)
+              strategies.tile, share, finish, received)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -307,11 +313,34 @@ def _select_columns(values, n, k, w, out, lists, carry, column, small):  # pragm
 
 
 @_jit(inline=True)
-def _worker_row(out, compute, c_scale, c_loc, c_affine, fixed, f_scale, f_loc, f_affine, fixed_value, fixed_array,
-                add_fixed, worker_failed, has_worker_failures, wk, load, link, t0, w):  # pragma: no cover - compiled
+def _worker_row(share, base, extra, out, compute, c_scale, c_loc, c_affine, fixed, f_scale, f_loc, f_affine,
+                fixed_value, fixed_array, add_fixed, worker_failed, has_worker_failures, wk, load, link, t0,
+                w):  # pragma: no cover - compiled
     """``out[:w]`` = worker ``wk``'s message times ``load X + fixed + link`` (``inf`` if failed) for trials
     ``t0 .. t0 + w - 1``: the same operations, in the same order, as sampling (``draw · scale + loc`` for
-    deferred location-scale rows) followed by the NumPy evaluator."""
+    deferred location-scale rows) followed by the NumPy evaluator. With ``share``, ``X`` and the fixed
+    delay of the tile are already in ``base`` and ``extra``."""
+    if share:
+        x = base[wk]
+        for u in range(w):
+            out[u] = load * x[u]
+        if add_fixed:
+            if fixed_array:
+                y = extra[wk]
+                for u in range(w):
+                    out[u] = out[u] + y[u]
+            else:
+                for u in range(w):
+                    out[u] = out[u] + fixed_value
+        if link != 0.0:
+            for u in range(w):
+                out[u] = out[u] + link
+        if has_worker_failures:
+            failed = worker_failed[wk, t0:t0 + w]
+            for u in range(w):
+                if failed[u]:
+                    out[u] = np.inf
+        return
     x = compute[wk, t0:t0 + w]
     if c_affine:
         scale = c_scale[wk]
@@ -350,10 +379,13 @@ def _evaluate(compute, c_scale, c_loc, c_affine, f_scale, f_loc, f_affine, fixed
               worker_failed, has_worker_failures, edge_failed, has_edge_failures,
               edge_ptr, master_k, relay, message, edge_node, worker_ptr, edge_beta, edge_wait,
               worker_node, worker_load, worker_link, arrivals_count, network_ptr, network,
-              max_arrivals, max_workers, tile, finish, received):  # pragma: no cover - compiled
+              max_arrivals, max_workers, tile, share, finish, received):  # pragma: no cover - compiled
     trials = compute.shape[1]
+    n_workers = compute.shape[0]
+    base = np.empty((n_workers if share else 1, tile))
+    extra = np.empty((n_workers if share and fixed_array else 1, tile))
     n_strategies = master_k.shape[0]
-    lists_size = SMALL_RANK + 1
+    lists_size = 2 * SMALL_RANK
     times = np.empty((max_workers, tile))
     arrivals = np.empty((max_arrivals, tile))
     master = np.empty((lists_size, tile))
@@ -369,14 +401,40 @@ def _evaluate(compute, c_scale, c_loc, c_affine, f_scale, f_loc, f_affine, fixed
     add_fixed = fixed_array or fixed_value != 0.0
     for t0 in range(0, trials, tile):
         w = min(tile, trials - t0)
+        if share:
+            for wk in range(n_workers):
+                x = compute[wk, t0:t0 + w]
+                row = base[wk]
+                if c_affine:
+                    scale = c_scale[wk]
+                    loc = c_loc[wk]
+                    for u in range(w):
+                        row[u] = x[u] * scale + loc
+                else:
+                    for u in range(w):
+                        row[u] = x[u]
+                if fixed_array:
+                    y = fixed[wk, t0:t0 + w]
+                    row = extra[wk]
+                    if f_affine:
+                        scale = f_scale[wk]
+                        loc = f_loc[wk]
+                        for u in range(w):
+                            row[u] = y[u] * scale + loc
+                    else:
+                        for u in range(w):
+                            row[u] = y[u]
         for s in range(n_strategies):
             is_relay = relay[s]
             k = master_k[s]
             total = arrivals_count[s]
             rank = total - k + 1                      # the master's statistic, counted from the largest
             streaming = is_relay and rank <= SMALL_RANK
+            width = 1                                 # the master's list length: a power of two >= rank
+            while width < rank:
+                width *= 2
             if streaming:
-                for q in range(rank):
+                for q in range(width):
                     level = master[q]
                     for u in range(w):
                         level[u] = -np.inf
@@ -402,7 +460,7 @@ def _evaluate(compute, c_scale, c_loc, c_affine, f_scale, f_loc, f_affine, fixed
                 if not fused:
                     # worker messages at the edge, C_w = load X_w + fixed_w + link_w (inf if failed)
                     for j in range(m):
-                        _worker_row(times[j], compute, c_scale, c_loc, c_affine, fixed, f_scale, f_loc, f_affine,
+                        _worker_row(share, base, extra, times[j], compute, c_scale, c_loc, c_affine, fixed, f_scale, f_loc, f_affine,
                                     fixed_value, fixed_array, add_fixed, worker_failed,
                                     has_worker_failures, worker_node[first + j], worker_load[first + j],
                                     worker_link[first + j], t0, w)
@@ -435,16 +493,45 @@ def _evaluate(compute, c_scale, c_loc, c_affine, f_scale, f_loc, f_affine, fixed
                                 b = departure[u]
                                 departure[u] = (b if b > a else a) + beta
                                 row[u] = departure[u]
-                    for j in range(m):
-                        row = times[j]
-                        target = carry if streaming else arrivals[count + j]
-                        for u in range(w):
-                            v = row[u]
-                            if add_delay:
-                                v = v + delay[u]
-                            target[u] = np.inf if dead[u] else v
-                        if streaming:
-                            _push_top(master, rank, carry, w)
+                    if streaming and beta != 0.0:
+                        # the edge's arrivals are sorted: bitonic merge of its largest `width` into the list
+                        for i in range(width):
+                            j = m - width + i
+                            if j < 0:
+                                continue
+                            row = times[j]
+                            level = master[i]
+                            for u in range(w):
+                                v = row[u]
+                                if add_delay:
+                                    v = v + delay[u]
+                                if dead[u]:
+                                    v = np.inf
+                                a = level[u]
+                                level[u] = a if a > v else v
+                        stride = width // 2
+                        while stride >= 1:
+                            for i in range(width):
+                                if i & stride == 0:
+                                    high = master[i]
+                                    low = master[i + stride]
+                                    for u in range(w):
+                                        a = high[u]
+                                        b = low[u]
+                                        high[u] = a if a > b else b
+                                        low[u] = b if a > b else a
+                            stride //= 2
+                    else:
+                        for j in range(m):
+                            row = times[j]
+                            target = carry if streaming else arrivals[count + j]
+                            for u in range(w):
+                                v = row[u]
+                                if add_delay:
+                                    v = v + delay[u]
+                                target[u] = np.inf if dead[u] else v
+                            if streaming:
+                                _push_top(master, rank, carry, w)
                     count += m
                 else:
                     if fused:
@@ -457,7 +544,7 @@ def _evaluate(compute, c_scale, c_loc, c_affine, f_scale, f_loc, f_affine, fixed
                             for u in range(w):
                                 level[u] = -np.inf if up else np.inf
                         for j in range(m):
-                            _worker_row(carry, compute, c_scale, c_loc, c_affine, fixed, f_scale, f_loc, f_affine,
+                            _worker_row(share, base, extra, carry, compute, c_scale, c_loc, c_affine, fixed, f_scale, f_loc, f_affine,
                                         fixed_value, fixed_array, add_fixed, worker_failed,
                                         has_worker_failures, worker_node[first + j], worker_load[first + j],
                                         worker_link[first + j], t0, w)
