@@ -309,6 +309,33 @@ def kth_smallest(values: np.ndarray, k: int, axis: int = 0) -> np.ndarray:
     return kth_largest(values, values.shape[axis] - k + 1, axis)
 
 
+MERGE_LIMIT = 16
+"""Up to this rank (from the largest), the master's statistic over relayed messages comes from merging the
+edges' sorted arrival lists instead of ``np.partition`` over all of them."""
+
+
+def merged_kth_largest(lists: np.ndarray, rank: int) -> np.ndarray:
+    """The ``rank``-th largest over ``lists`` ``(lists, length, trials)``, each list sorted ascending along
+    axis 1 (a relaying edge's FIFO arrivals): a running top list merged with each list's largest values by
+    a bitonic merge (elementwise maximum of a descending and an ascending list, then half-cleaners)."""
+    width = 1
+    while width < rank:
+        width *= 2
+    count, length, trials = lists.shape
+    top = np.full((width, trials), -np.inf)
+    for values in lists:
+        tail = values[max(0, length - width):]
+        np.maximum(top[width - len(tail):], tail, out=top[width - len(tail):])
+        stride = width // 2
+        while stride >= 1:
+            pairs = top.reshape(width // (2 * stride), 2, stride, trials)
+            high = np.maximum(pairs[:, 0], pairs[:, 1])
+            np.minimum(pairs[:, 0], pairs[:, 1], out=pairs[:, 1])
+            pairs[:, 0] = high
+            stride //= 2
+    return top[rank - 1]
+
+
 @dataclass
 class CompiledStrategy:
     """A :class:`Strategy` prepared for repeated evaluation on :class:`DelaySample` chunks.
@@ -424,8 +451,13 @@ class CompiledStrategy:
         """Iteration time ``T`` (seconds; ``inf`` if the master cannot decode) and the number of vectors
         that reached the master by ``T``, both of shape ``(trials,)``."""
         arrivals = self._master_arrivals(sample, self._worker_arrivals(sample))
-        arrivals = arrivals.reshape(-1, sample.trials)
-        finish = kth_smallest(arrivals, self.master_k, axis=0)
+        rank = arrivals.shape[0] * (arrivals.shape[1] if arrivals.ndim == 3 else 1) - self.master_k + 1
+        if self.relay and np.any(self.beta) and 1 < rank <= MERGE_LIMIT:
+            finish = merged_kth_largest(arrivals, rank)
+            arrivals = arrivals.reshape(-1, sample.trials)
+        else:
+            arrivals = arrivals.reshape(-1, sample.trials)
+            finish = kth_smallest(arrivals, self.master_k, axis=0)
         received = np.count_nonzero(arrivals <= finish, axis=0)
         return finish, (received if self.message == 1.0 else received * self.message)
 

@@ -268,3 +268,15 @@ def test_cli_same_bytes_serial_process_and_dask(config_file, tmp_path, cli):
         outputs[name] = (out / "summary.csv").read_bytes()
     assert outputs["process"] == outputs["serial"]
     assert outputs["dask"] == outputs["serial"]
+
+
+@pytest.mark.parametrize("lists, length", [(1, 5), (3, 4), (10, 10), (7, 20), (4, 1)])
+def test_merged_kth_largest_matches_sorting(lists, length):
+    from hgc.simulation import merged_kth_largest
+
+    values = np.round(stream(lists * length).exponential(1.0, (lists, length, 300)), 1)  # ties
+    values[0, :, :7] = np.inf                                                              # a failed edge
+    values = np.sort(values, axis=1)
+    flat = np.sort(values.reshape(-1, 300), axis=0)
+    for rank in range(1, min(16, lists * length) + 1):
+        np.testing.assert_array_equal(merged_kth_largest(values, rank), flat[lists * length - rank])
