@@ -26,6 +26,7 @@ import numpy as np
 if TYPE_CHECKING:
     from hgc.simulation import CompiledStrategy, DelaySample
 
+numba: Any
 try:  # pragma: no cover - exercised whichever way the environment is
     import numba
     AVAILABLE = True

@@ -86,7 +86,7 @@ class DelaySample:
         :meth:`~hgc.distributions.StandardFamily.sample` makes."""
         if self.compute_affine is None and self.fixed_affine is None:
             return self
-        return replace(self, compute=_affine(self.compute, self.compute_affine),
+        return replace(self, compute=_affine(self.compute, self.compute_affine),  # type: ignore[arg-type]
                        fixed=_affine(self.fixed, self.fixed_affine),  # type: ignore[arg-type]
                        compute_affine=None, fixed_affine=None)
 
@@ -222,10 +222,9 @@ class Sampler:
             if np.isscalar(compute):
                 compute = np.full((workers, trials), compute)
         fixed_affine = self._fixed_affine if deferred else None
-        if fixed_affine is not None:
-            parts = [0.0, 0.0]
-            parts[self._fixed_section - 1] = _draw_standard(self._groups[self._fixed_section], workers, rng, trials)
-            fixed = parts[0] if self._fixed_section == 1 else parts[1]
+        fixed: np.ndarray | float
+        if fixed_affine is not None:  # one of overhead and uplink is zero: draw the other where it comes
+            fixed = _draw_standard(self._groups[self._fixed_section], workers, rng, trials)
         else:
             fixed = _add(_draw_groups(overhead_g, workers, rng, trials), _draw_groups(uplink_g, workers, rng, trials))
         edge_delay = _add(_draw_groups(process_g, edges, rng, trials), _draw_groups(edge_uplink_g, edges, rng, trials))
