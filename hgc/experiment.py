@@ -120,7 +120,7 @@ def simulate(config: ExperimentConfig, *, trials: int | None = None, seed: int |
         strategies.append(spec.scheme.resolve(spec, context).strategy)
         baseline = len(strategies) - 1
     run = run_strategies(config.timing, strategies, seed=config.seed, trials=config.trials, progress=progress,
-                         memory=memory, executor=executor)
+                         memory=memory, executor=executor, keep_partial=True)
     baseline_mean = run.statistics[baseline].mean_time
     rows = [summary_row(r, stats, baseline_mean, config.seed) for r, stats in zip(schemes, run.statistics)]
     summary = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)

@@ -881,7 +881,8 @@ def plan_passes(model: TimingModel, strategies: Sequence[Strategy], memory: int 
 def run_strategies(model: TimingModel, strategies: Sequence[Strategy], *, seed: int, trials: int,
                    stream_id: int = Stream.SIMULATION,
                    progress: Callable[[Iterable[int]], Iterable[int]] | None = None,
-                   memory: int | None = None, executor: Any = None, backend: str | None = None) -> MonteCarloRun:
+                   memory: int | None = None, executor: Any = None, backend: str | None = None,
+                   keep_partial: bool = False) -> MonteCarloRun:
     """Evaluate every strategy on the same ``trials`` sampled iterations.
 
     Block ``b`` of :func:`block_trials` trials draws from ``stream(seed, stream_id, b)``; its statistics are
@@ -890,8 +891,10 @@ def run_strategies(model: TimingModel, strategies: Sequence[Strategy], *, seed: 
     :class:`hgc.executors.Executor`; ``None`` runs here) or the ``backend`` (``numba``/``numpy``; default
     :func:`default_backend`). ``progress`` wraps the list of pass (or job) sizes in trials, e.g. a tqdm bar.
 
-    A Ctrl-C stops the run at the next block boundary and returns the statistics of the blocks completed
-    before the first one missing (blocks ``0 .. k-1``, never a gap), flagged ``interrupted``.
+    With ``keep_partial``, a Ctrl-C stops the run at the next pass (or job) boundary and returns the
+    statistics of the blocks completed before the first one missing (blocks ``0 .. k-1``, never a gap),
+    flagged ``interrupted``; without it (pilot runs, checks inside other computations) the
+    ``KeyboardInterrupt`` propagates, so that no caller mistakes a truncated run for a whole one.
     """
     backend = backend or default_backend()
     size, pass_blocks = plan_passes(model, strategies, memory, backend)
@@ -902,7 +905,7 @@ def run_strategies(model: TimingModel, strategies: Sequence[Strategy], *, seed: 
     job = functools.partial(BlockJob, model, tuple(strategies), int(seed), int(stream_id), int(trials), size,
                             pass_blocks=pass_blocks, backend=backend)
     done, interrupted = 0, False
-    with _deferred_interrupt() as stop:
+    with (_deferred_interrupt() if keep_partial else contextlib.nullcontext(lambda: False)) as stop:
         try:
             if executor is None:
                 evaluator = _Evaluator(model, strategies, backend)
@@ -916,26 +919,32 @@ def run_strategies(model: TimingModel, strategies: Sequence[Strategy], *, seed: 
                     done += results.trials
                     next(ticks, None)
             else:
-                done = _run_on_executor(executor, job, sizes, pass_blocks, statistics, progress, stop)
+                done = _run_on_executor(executor, job, sizes, pass_blocks, statistics, progress, stop, keep_partial)
         except KeyboardInterrupt:
-            pass
+            if not keep_partial:
+                raise
         interrupted = done < int(trials)
     return MonteCarloRun(statistics, done, interrupted, time.perf_counter() - started, size,
                          size * pass_blocks, backend, facts)
 
 
 JOBS_PER_WORKER = 4
-"""Jobs per executor worker: enough to balance load and report progress, few enough to keep shipping the
-model and the per-job histograms cheap."""
+"""At least this many jobs per executor worker, to balance the load."""
+
+JOB_NODE_TRIALS = 2 ** 24
+"""Node-trials per job at most (about a second of work): progress is reported and an interrupted run
+keeps its finished prefix at this granularity; shipping the model and a job's histograms stays cheap."""
 
 
 def _run_on_executor(executor: Any, job: Callable[..., BlockJob], sizes: Sequence[int], pass_blocks: int,
                      statistics: Sequence[TimeStatistics], progress: Callable[[Iterable[int]], Iterable[int]] | None,
-                     stop: Callable[[], bool]) -> int:
+                     stop: Callable[[], bool], keep_partial: bool) -> int:
     """Spread the blocks over ``executor`` in contiguous jobs and merge the results in stream order as the
     prefix of finished jobs grows; returns the trials merged."""
     workers = int(executor.describe().get("jobs") or executor.describe().get("dask_workers") or 1)
-    count = max(1, min(len(sizes), JOBS_PER_WORKER * workers))
+    nodes = job(0, 0).model.topology.n_workers + job(0, 0).model.topology.n_edges
+    wanted = max(JOBS_PER_WORKER * workers, -(-nodes * sum(sizes) // JOB_NODE_TRIALS))
+    count = max(1, min(len(sizes), wanted))
     bounds = np.linspace(0, len(sizes), count + 1).round().astype(int)
     jobs = [job(int(a), int(b - a)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
     job_trials = [sum(sizes[j.first:j.first + j.count]) for j in jobs]
@@ -959,5 +968,6 @@ def _run_on_executor(executor: Any, job: Callable[..., BlockJob], sizes: Sequenc
                 done += results.trials
                 merged += 1
     except KeyboardInterrupt:
-        pass
+        if not keep_partial:
+            raise
     return done

@@ -232,7 +232,8 @@ def test_interrupted_spread_run_keeps_a_prefix_of_blocks():
     strategies = small_strategies(model)
     trials = 24 * CHUNK_TRIALS
     # 12 jobs of two blocks; delivered: job 0, then jobs 11, 10, ...: only job 0 is a prefix
-    run = run_strategies(model, strategies, seed=8, trials=trials, executor=_OutOfOrder(deliver=4))
+    run = run_strategies(model, strategies, seed=8, trials=trials, executor=_OutOfOrder(deliver=4),
+                         keep_partial=True)
     assert run.interrupted and run.trials_done == 2 * CHUNK_TRIALS
     prefix = run_strategies(model, strategies, seed=8, trials=2 * CHUNK_TRIALS)
     assert [state(s) for s in run.statistics] == [state(s) for s in prefix.statistics]
@@ -249,7 +250,8 @@ def test_ctrl_c_stops_a_serial_run_at_a_block_boundary():
             yield size
 
     handler = signal.getsignal(signal.SIGINT)
-    run = run_strategies(model, strategies, seed=4, trials=40 * CHUNK_TRIALS, memory=6 * MIB, progress=progress)
+    run = run_strategies(model, strategies, seed=4, trials=40 * CHUNK_TRIALS, memory=6 * MIB, progress=progress,
+                         keep_partial=True)
     assert run.interrupted and run.trials_done == 3 * run.pass_trials  # three passes, nothing more
     prefix = run_strategies(model, strategies, seed=4, trials=run.trials_done)
     assert [state(s) for s in run.statistics] == [state(s) for s in prefix.statistics]
@@ -280,3 +282,11 @@ def test_merged_kth_largest_matches_sorting(lists, length):
     flat = np.sort(values.reshape(-1, 300), axis=0)
     for rank in range(1, min(16, lists * length) + 1):
         np.testing.assert_array_equal(merged_kth_largest(values, rank), flat[lists * length - rank])
+
+
+def test_without_keep_partial_an_interrupt_propagates():
+    """Pilot runs and checks inside other computations must not pass off a truncated run as a whole one."""
+    model = small_model()
+    with pytest.raises(KeyboardInterrupt):
+        run_strategies(model, small_strategies(model), seed=1, trials=10 * CHUNK_TRIALS,
+                       executor=_OutOfOrder(deliver=2))
