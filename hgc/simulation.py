@@ -615,13 +615,14 @@ def block_moments(times: np.ndarray, received: np.ndarray) -> tuple[tuple[float,
     """One block's moments, in the order of :data:`MOMENT_FIELDS` (trials, decoded trials, mean and sum of
     squared deviations of the decoded times, received vectors, min, max), and the decoded times' bins."""
     ok = np.isfinite(times)
-    good = times[ok]
+    everything = bool(ok.all())  # the usual case: no masked copies (the same values, in the same order)
+    good = times if everything else times[ok]
     n = good.size
     if n == 0:
         return (float(times.size), 0.0, 0.0, 0.0, 0.0, np.inf, -np.inf), np.empty(0, dtype=np.int64)
     chunk_mean = float(good.mean())
     chunk_m2 = float(((good - chunk_mean) ** 2).sum())
-    vectors = float(received[ok].sum())
+    vectors = float((received if everything else received[ok]).sum())
     return ((float(times.size), float(n), chunk_mean, chunk_m2, vectors, float(good.min()), float(good.max())),
             TimeStatistics.bins(good))
 
@@ -787,7 +788,9 @@ class _Evaluator:
     def run(self, job: BlockJob, stop: Callable[[], bool] | None = None) -> BlockResults:
         """Evaluate the job's blocks in passes; ``stop()`` is asked between passes (the result then covers
         the blocks before the stop)."""
-        sizes = chunk_sizes(job.trials, job.block_trials)[job.first:job.first + job.count]
+        full, rest = divmod(job.trials, job.block_trials)
+        last = min(job.first + job.count, full + (1 if rest else 0))
+        sizes = [job.block_trials if b < full else rest for b in range(job.first, last)]
         moments = np.empty((len(sizes), len(self.compiled), len(MOMENT_FIELDS)))
         bins: list[list[np.ndarray]] = [[] for _ in self.compiled]
         done = 0
@@ -932,8 +935,12 @@ JOBS_PER_WORKER = 4
 """At least this many jobs per executor worker, to balance the load."""
 
 JOB_NODE_TRIALS = 2 ** 24
-"""Node-trials per job at most (about a second of work): progress is reported and an interrupted run
-keeps its finished prefix at this granularity; shipping the model and a job's histograms stays cheap."""
+"""Node-trials per job (about a second of work): progress is reported and an interrupted run keeps its
+finished prefix at this granularity."""
+
+JOB_MIN_TRIALS = 1024
+"""Trials per job at least: a job's set-up (unpickling the model, grouping nodes) grows with the system
+like its work per trial, so on large systems jobs need enough trials to stay small against their work."""
 
 
 def _run_on_executor(executor: Any, job: Callable[..., BlockJob], sizes: Sequence[int], pass_blocks: int,
@@ -943,7 +950,8 @@ def _run_on_executor(executor: Any, job: Callable[..., BlockJob], sizes: Sequenc
     prefix of finished jobs grows; returns the trials merged."""
     workers = int(executor.describe().get("jobs") or executor.describe().get("dask_workers") or 1)
     nodes = job(0, 0).model.topology.n_workers + job(0, 0).model.topology.n_edges
-    wanted = max(JOBS_PER_WORKER * workers, -(-nodes * sum(sizes) // JOB_NODE_TRIALS))
+    job_trials = max(JOB_NODE_TRIALS // nodes, JOB_MIN_TRIALS)
+    wanted = max(JOBS_PER_WORKER * workers, -(-sum(sizes) // job_trials))
     count = max(1, min(len(sizes), wanted))
     bounds = np.linspace(0, len(sizes), count + 1).round().astype(int)
     jobs = [job(int(a), int(b - a)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
