@@ -1,15 +1,21 @@
 """Monte Carlo simulation of one training iteration under each scheme (SPEC §3).
 
-Trials are processed in fixed-size chunks; chunk ``c`` draws every delay of every node from its own
-generator ``stream(seed, Stream.SIMULATION, c)``, so results depend on the seed and the number of trials
-only. All strategies of a run are evaluated on the same draws (common random numbers): speed-ups are
-paired comparisons. Memory is bounded by the chunk size whatever the number of trials: per strategy only
-running moments and a fine log-spaced histogram of iteration times (for quantiles) are kept.
+Trials are drawn in *stream blocks*: block ``b`` draws every delay of every node from its own generator
+``stream(seed, Stream.SIMULATION, b)``, and a block holds 4096 trials, fewer on systems of more than 512
+nodes (:func:`block_trials`: at most :data:`BLOCK_NODE_TRIALS` node-trials), so results depend on the
+seed and the number of trials only. All strategies of a run are evaluated on the same draws (common random
+numbers): speed-ups are paired comparisons. Memory is bounded in bytes whatever the system and the number
+of trials: a *pass* evaluates as many consecutive blocks as the memory budget allows
+(:func:`plan_passes`), and per strategy only running moments and a fine log-spaced histogram of iteration
+times (for quantiles) are kept. Moments are merged block by block in stream order, so neither the budget,
+nor the evaluator backend, nor an executor spreading *jobs* of blocks over processes or machines changes a
+single bit of the results.
 
-Layout: :func:`sample_delays` draws a :class:`DelaySample`; a :class:`CompiledStrategy` turns it into
-iteration times; :class:`TimeStatistics` accumulates them; :func:`simulate` runs a whole config.
+Layout: :class:`Sampler` draws a :class:`DelaySample`; a :class:`CompiledStrategy` (NumPy) or the compiled
+evaluator of :mod:`hgc.simkernel` (numba, the same numbers) turns it into iteration times; block moments
+and :class:`TimeStatistics` accumulate them; :func:`run_strategies` runs many trials, here or on an
+executor.
 """
-
 from __future__ import annotations
 
 import contextlib
