@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,7 +22,7 @@ from hgc.errors import Interrupted
 from hgc.output import run_metadata, write_csv, write_json, write_yaml
 from hgc.progress import ProgressFactory, chunk_progress
 from hgc.schemes import BASELINE, ResolveContext, Resolved, baseline_spec
-from hgc.simulation import CHUNK_TRIALS, MonteCarloRun, TimeStatistics, run_strategies
+from hgc.simulation import MonteCarloRun, TimeStatistics, run_strategies
 
 SUMMARY_COLUMNS = [
     "scheme", "s_e", "s_w", "s", "edges", "workers", "load", "mean_time", "sem_time", "p50_time",
@@ -69,7 +70,8 @@ class SimulationResult:
             write_json(run_metadata(
                 "simulate", seed=self.seed, trials=self.run.trials_done, trials_requested=self.trials_requested,
                 interrupted=self.run.interrupted, complete=not self.run.interrupted,
-                seconds=round(self.run.seconds, 3), chunk_trials=CHUNK_TRIALS,
+                seconds=round(self.run.seconds, 3), chunk_trials=self.run.block_trials,
+                pass_trials=self.run.pass_trials, backend=self.run.backend, **self.run.executor,
                 strategies=strategies), out_dir / "metadata.json"),
         ]
 
@@ -116,8 +118,12 @@ def summary_row(resolved: Resolved, stats: TimeStatistics, baseline_effective: f
 
 
 def simulate(config: ExperimentConfig, *, trials: int | None = None, seed: int | None = None,
-             progress: ProgressFactory | None = None) -> SimulationResult:
+             progress: ProgressFactory | None = None, memory: int | None = None,
+             executor: Any = None) -> SimulationResult:
     """Monte Carlo iteration time of every scheme in ``config`` (``trials``/``seed`` override the config).
+
+    ``memory`` (bytes) bounds the simulator's working arrays and ``executor`` (an
+    :class:`hgc.executors.Executor`) spreads blocks of trials over workers; neither changes the numbers.
 
     A baseline (uncoded) run is always simulated on the same draws for the ``speedup`` column, even when
     the config does not list it. Interrupting (Ctrl-C) the main run returns the statistics of the completed
@@ -135,7 +141,8 @@ def simulate(config: ExperimentConfig, *, trials: int | None = None, seed: int |
         baseline = len(strategies) - 1
     try:
         run = run_strategies(config.timing, strategies, seed=config.seed, trials=config.trials,
-                             progress=chunk_progress(progress, "simulate", config.trials))
+                             progress=chunk_progress(progress, "simulate", config.trials), memory=memory,
+                             executor=executor)
     except Interrupted as stop:  # report the completed trials, labelled (run.interrupted); none: stop
         if stop.partial is None or stop.partial.trials_done == 0:
             raise

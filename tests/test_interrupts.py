@@ -69,6 +69,14 @@ def _interrupt_on_call(monkeypatch, module, name: str, call: int) -> list[int]:
     return calls
 
 
+def _interrupt_on_block(monkeypatch, block: int) -> list[int]:
+    """Make the Monte Carlo engine evaluate one stream block per pass and raise KeyboardInterrupt when the
+    ``block``-th block (1-based, counted over every run of the command) is about to be merged."""
+    real_plan = hgc.simulation.plan_passes
+    monkeypatch.setattr(hgc.simulation, "plan_passes", lambda *a, **k: (real_plan(*a, **k)[0], 1))
+    return _interrupt_on_call(monkeypatch, hgc.simulation, "merge_results", block)
+
+
 def _meta(directory: Path) -> dict:
     return json.loads((directory / "metadata.json").read_text())
 
@@ -78,7 +86,7 @@ def _meta(directory: Path) -> dict:
 
 def test_simulate_interrupted_writes_the_completed_chunks_labelled(cli, write_config, tmp_path, monkeypatch):
     path = write_config(CONFIG)
-    _interrupt_on_call(monkeypatch, hgc.simulation, "sample_delays", 3)
+    _interrupt_on_block(monkeypatch, 3)
     result = cli("simulate", path, "--out", tmp_path / "cut", "--quiet")
     assert result.exit_code == 130
     assert "interrupted after 8192 of 20000 trials" in result.stderr
@@ -97,29 +105,31 @@ def test_simulate_interrupted_writes_the_completed_chunks_labelled(cli, write_co
 
 def test_simulate_interrupted_before_any_chunk_writes_nothing(cli, write_config, tmp_path, monkeypatch):
     path = write_config(CONFIG)
-    _interrupt_on_call(monkeypatch, hgc.simulation, "sample_delays", 1)
+    _interrupt_on_block(monkeypatch, 1)
     result = cli("simulate", path, "--out", tmp_path / "out", "--quiet")
     assert result.exit_code == 130 and "nothing unfinished was saved" in result.stderr
     assert not (tmp_path / "out" / "summary.csv").exists()
 
 
 def test_a_chunk_is_added_to_every_scheme_or_to_none(write_config, monkeypatch):
-    """A signal arriving while one chunk's statistics are being added is held until all are added."""
+    """A signal arriving while one block's statistics are being merged is held until every scheme has it."""
     from hgc.config import load_config
     from hgc.experiment import resolve_schemes
 
     config = load_config(write_config(CONFIG))
     strategies = [r.strategy for r in resolve_schemes(config)]
-    real_add = hgc.simulation.TimeStatistics.add
+    real_plan = hgc.simulation.plan_passes
+    monkeypatch.setattr(hgc.simulation, "plan_passes", lambda *a, **k: (real_plan(*a, **k)[0], 1))
+    real_absorb = hgc.simulation.TimeStatistics.absorb
     calls: list[int] = []
 
-    def add(self, times, received):
+    def absorb(self, values):
         calls.append(1)
-        real_add(self, times, received)
-        if len(calls) == len(strategies) + 1:  # chunk 2, after the first scheme
+        real_absorb(self, values)
+        if len(calls) == len(strategies) + 1:  # block 2, after the first scheme
             signal.raise_signal(signal.SIGINT)
 
-    monkeypatch.setattr(hgc.simulation.TimeStatistics, "add", add)
+    monkeypatch.setattr(hgc.simulation.TimeStatistics, "absorb", absorb)
     with pytest.raises(Interrupted) as info:
         hgc.simulation.run_strategies(config.timing, strategies, seed=1, trials=10 * CHUNK_TRIALS)
     run = info.value.partial
@@ -132,6 +142,8 @@ def test_interrupted_pilot_never_chooses_s(cli, write_config, tmp_path, monkeypa
     import hgc.optimizer.flat
 
     real = hgc.optimizer.flat.run_strategies
+    real_plan = hgc.simulation.plan_passes
+    monkeypatch.setattr(hgc.simulation, "plan_passes", lambda *a, **k: (real_plan(*a, **k)[0], 1))
 
     def interrupted_pilot(*args, **kwargs):
         def stop(chunks):
@@ -156,7 +168,7 @@ def test_interrupted_pilot_never_chooses_s(cli, write_config, tmp_path, monkeypa
 
 def test_optimize_interrupted_in_its_monte_carlo_check_writes_nothing(cli, write_config, tmp_path, monkeypatch):
     path = write_config(CONFIG)
-    _interrupt_on_call(monkeypatch, hgc.simulation, "sample_delays", 2)
+    _interrupt_on_block(monkeypatch, 2)
     result = cli("optimize", path, "--out", tmp_path / "out", "--quiet", "--trials", "20000")
     assert result.exit_code == 130
     assert not (tmp_path / "out" / "optimize.csv").exists() and not (tmp_path / "out" / "metadata.json").exists()
@@ -206,7 +218,7 @@ def _sweep_file(tmp_path: Path, trials: int = 12000, values: int = 4) -> Path:
 def test_serial_sweep_interrupted_inside_a_point_never_saves_it(cli, tmp_path, monkeypatch):
     sweep = _sweep_file(tmp_path)
     chunks_per_point = 3  # 12000 trials
-    _interrupt_on_call(monkeypatch, hgc.simulation, "sample_delays", 2 * chunks_per_point + 2)  # inside point 2
+    _interrupt_on_block(monkeypatch, 2 * chunks_per_point + 2)  # inside point 2
     out = tmp_path / "out"
     result = cli("sweep", sweep, "--executor", "serial", "--out", out, "--quiet")
     assert result.exit_code == 130

@@ -21,6 +21,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 OPTION_KEYS = frozenset({"method", "jobs", "executor", "scheduler", "patterns", "out", "memory", "time-scale",
                          "kill"})
 """Library error keys that name a command-line option when no file is involved."""
+EXECUTORS = ("serial", "process", "dask")
+"""The executors of :mod:`hgc.executors` (listed here so that ``--help`` does not import it)."""
 
 
 INTERRUPTED_EXIT = 130
@@ -219,3 +221,20 @@ def echo_table(table: Any, columns: Sequence[str], required: int = 1) -> None:
     """Print a pandas table's ``columns`` (those it has) fitted to the terminal."""
     present = [c for c in columns if c in table.columns]
     click.echo(table_text(table[present].to_dict("records"), present, required=required))
+
+
+def executor_options(default: str, what: str) -> Callable[[F], F]:
+    """``--executor``, ``--jobs`` and ``--scheduler``: where ``what`` runs (see :mod:`hgc.executors`)."""
+    def decorate(func: F) -> F:
+        func = click.option("--scheduler", default=None, metavar="ADDRESS",
+                            help="Dask scheduler address, e.g. tcp://10.0.0.5:8786 (with --executor dask); "
+                                 "without it a local Dask cluster is started.")(func)
+        func = click.option("--jobs", type=click.IntRange(min=1, max=4096), default=None,
+                            help="Worker processes (process executor, local Dask cluster) "
+                                 "[default: CPUs available].")(func)
+        func = click.option("--executor", "executor_kind", type=click.Choice(EXECUTORS), default=default,
+                            show_default=True,
+                            help=f"Where {what} run: this process, local worker processes, or a Dask cluster.")(func)
+        return func
+
+    return decorate

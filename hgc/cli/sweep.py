@@ -7,22 +7,15 @@ from pathlib import Path
 
 import click
 
-from hgc.cli.common import (INTERRUPTED_EXIT, allow_large_option, handle_errors, out_option, output_dir,
-                            overrides_argument, parse_overrides, progress_factory, progress_option, quiet_option)
-
-EXECUTORS = ("serial", "process", "dask")  # hgc.executors.EXECUTORS (not imported: keeps --help fast)
+from hgc.cli.common import (INTERRUPTED_EXIT, allow_large_option, executor_options, handle_errors, out_option,
+                            output_dir, overrides_argument, parse_overrides, progress_factory, progress_option,
+                            quiet_option)
 
 
 @click.command()
 @click.argument("config", metavar="SWEEP", type=click.Path(dir_okay=False, path_type=Path))
 @overrides_argument
-@click.option("--executor", "executor_kind", type=click.Choice(EXECUTORS), default="process", show_default=True,
-              help="Where points run: this process, local worker processes, or a Dask cluster.")
-@click.option("--jobs", type=click.IntRange(min=1, max=4096), default=None,
-              help="Worker processes (process executor, local Dask cluster) [default: CPUs available].")
-@click.option("--scheduler", default=None, metavar="ADDRESS",
-              help="Dask scheduler address, e.g. tcp://10.0.0.5:8786 (with --executor dask); "
-                   "without it a local Dask cluster is started.")
+@executor_options("process", "points")
 @out_option
 @allow_large_option
 @quiet_option
