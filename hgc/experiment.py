@@ -19,13 +19,15 @@ import pandas as pd
 
 from hgc.config import ExperimentConfig
 from hgc.errors import Interrupted
-from hgc.output import run_metadata, write_csv, write_json, write_yaml
+from hgc.output import integer_columns, run_metadata, write_csv, write_json, write_yaml
 from hgc.progress import ProgressFactory, chunk_progress
 from hgc.schemes import BASELINE, ResolveContext, Resolved, baseline_spec
+from hgc.schemes.base import PARAMETER_COLUMNS
 from hgc.simulation import MonteCarloRun, TimeStatistics, run_strategies
 
 SUMMARY_COLUMNS = [
-    "scheme", "s_e", "s_w", "s", "edges", "workers", "load", "mean_time", "sem_time", "p50_time",
+    "scheme", "s_e", "s_w", "s", "reduction_e", "reduction_w", "reduction", "edges", "workers", "load",
+    "load_min", "load_mean", "mean_time", "sem_time", "p50_time",
     "p95_time", "p99_time", "failure_rate", "effective_time", "master_vectors", "speedup", "trials", "seed",
     "label", "spec_label", "note",
 ]
@@ -108,6 +110,7 @@ def summary_row(resolved: Resolved, stats: TimeStatistics, baseline_effective: f
     return {
         "scheme": resolved.spec.kind, **st.columns(),
         "edges": st.n_edges, "workers": st.n_workers, "load": st.load,
+        "load_min": float(st.loads.min()), "load_mean": float(st.loads.mean()),
         "mean_time": stats.mean_time, "sem_time": stats.sem,
         "p50_time": p50, "p95_time": p95, "p99_time": p99,
         "failure_rate": stats.failure_rate, "effective_time": stats.effective_time,
@@ -149,9 +152,7 @@ def simulate(config: ExperimentConfig, *, trials: int | None = None, seed: int |
         run = stop.partial
     baseline_effective = run.statistics[baseline].effective_time
     rows = [summary_row(r, stats, baseline_effective, config.seed) for r, stats in zip(schemes, run.statistics)]
-    summary = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
-    for column in ("s_e", "s_w", "s"):
-        summary[column] = summary[column].astype("Int64")
+    summary = integer_columns(pd.DataFrame(rows, columns=SUMMARY_COLUMNS), PARAMETER_COLUMNS)
     quantiles = pd.DataFrame(
         [{"label": r.label, "scheme": r.spec.kind, "quantile": q, "time": t}
          for r, stats in zip(schemes, run.statistics)

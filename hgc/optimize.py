@@ -21,14 +21,16 @@ from hgc.errors import ConfigError
 from hgc.experiment import speedup
 from hgc.optimizer import METHODS
 from hgc.optimizer.scoring import objective
-from hgc.output import run_metadata, write_csv, write_json, write_yaml
+from hgc.output import integer_columns, run_metadata, write_csv, write_json, write_yaml
 from hgc.progress import ProgressFactory, chunk_progress
 from hgc.rng import Stream
 from hgc.schemes import Candidate, OptimizeContext, Strategy, all_schemes
+from hgc.schemes.base import PARAMETER_COLUMNS
 from hgc.simulation import MonteCarloRun, run_strategies
 
 OPTIMIZE_COLUMNS = [
-    "strategy", "scheme", "method", "edges", "workers", "edge_ids", "worker_ids", "s_e", "s_w", "s", "load",
+    "strategy", "scheme", "method", "edges", "workers", "edge_ids", "worker_ids", "s_e", "s_w", "s",
+    "reduction_e", "reduction_w", "reduction", "load", "load_min", "load_mean",
     "expected_time", "decode_probability", "effective_time", "analytic_error", "mc_mean_time", "mc_sem_time",
     "mc_failure_rate", "mc_effective_time", "z_score", "speedup", "analytic_speedup", "optimality_gap",
     "evaluations", "search_space", "optimizer_seconds", "trials", "seed", "note",
@@ -136,7 +138,8 @@ def _table(rows: list[Candidate], run: MonteCarloRun, seed: int, include_timings
         records.append({
             "strategy": row.label, "scheme": st.kind, "method": row.method,
             "edges": st.n_edges, "workers": st.n_workers, "edge_ids": edge_ids, "worker_ids": worker_ids,
-            **st.columns(), "load": st.load,
+            **st.columns(), "load": st.load, "load_min": float(st.loads.min()),
+            "load_mean": float(st.loads.mean()),
             "expected_time": expected,
             "decode_probability": ev.decode_probability if ev is not None else math.nan,
             "effective_time": ev.effective_time if ev is not None else math.nan,
@@ -152,9 +155,8 @@ def _table(rows: list[Candidate], run: MonteCarloRun, seed: int, include_timings
             "trials": stats.trials, "seed": seed,
             "note": "; ".join(n for n in (row.note, st.describe()) if n),
         })
-    table = pd.DataFrame(records, columns=OPTIMIZE_COLUMNS)
-    for column in ("s_e", "s_w", "s", "evaluations", "search_space"):
-        table[column] = table[column].astype("Int64")
+    table = integer_columns(pd.DataFrame(records, columns=OPTIMIZE_COLUMNS),
+                            (*PARAMETER_COLUMNS, "evaluations", "search_space"))
     return table
 
 

@@ -17,7 +17,7 @@ import secrets
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -84,6 +84,18 @@ def prepare_output_dir(path: Path) -> Path:
     except ValueError as err:  # e.g. an embedded NUL in the path
         raise ConfigError(f"cannot write results to {path}: {err}") from None
     return path
+
+
+def integer_columns(table: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """``table`` with ``columns`` as nullable integers (blank cells for missing values), except a column
+    holding text such as per-edge tolerances ``1;2;1``, which stays as it is."""
+    for column in columns:
+        if column in table.columns:
+            values = table[column]
+            if all(v is None or isinstance(v, (int, np.integer)) or (isinstance(v, float) and v != v)
+                   for v in values):
+                table[column] = values.astype("Int64")
+    return table
 
 
 def csv_text(table: pd.DataFrame) -> str:

@@ -31,7 +31,7 @@ import pandas as pd
 from hgc.codes import DEFAULT_RTOL, GradientCode, HierarchicalCode, straggler_patterns
 from hgc.errors import ConfigError, Interrupted
 from hgc.interrupts import pool_worker_init
-from hgc.output import run_metadata, write_csv, write_json, write_yaml
+from hgc.output import integer_columns, run_metadata, write_csv, write_json, write_yaml
 from hgc.progress import ProgressFactory, progress_bar
 from hgc.rng import Stream, stream
 
@@ -42,7 +42,8 @@ DEFAULT_PATTERNS = 100_000
 GRADIENT_DIM = 8          # length of the random partial gradients used for checking
 CHUNK = 8192              # patterns decoded per batch
 
-VERIFY_COLUMNS = ["scheme", "label", "s", "s_e", "s_w", "K", "load", "construction", "patterns", "exhaustive",
+VERIFY_COLUMNS = ["scheme", "label", "s", "s_e", "s_w", "reduction_e", "reduction_w", "reduction", "K", "load",
+                  "construction", "patterns", "exhaustive",
                   "max_rel_error", "worst_cond", "undecodable", "failures", "note"]
 
 
@@ -365,8 +366,8 @@ def _cases(config: ExperimentConfig, tol: float) -> Iterator[tuple[dict[str, Any
 
 def _table(rows: list[dict[str, Any]]) -> pd.DataFrame:
     table = pd.DataFrame([{**row, "label": _label(row)} for row in rows], columns=VERIFY_COLUMNS)
-    for column in ("s", "s_e", "s_w", "K", "patterns", "undecodable", "failures"):
-        table[column] = table[column].astype("Int64")
+    integer_columns(table, ("s", "s_e", "s_w", "reduction_e", "reduction_w", "reduction", "K", "patterns",
+                            "undecodable", "failures"))
     table["exhaustive"] = table["exhaustive"].astype("boolean")
     table["note"] = table["note"].fillna("")
     return table

@@ -252,7 +252,8 @@ def test_optimize_table_rows_and_reproducibility(write_config):
     config = load_config(write_config(QUICK))
     table = optimize_table(config)
     assert list(table.columns) == OPTIMIZE_COLUMNS
-    assert list(table["strategy"]) == ["uncoded", "flat_gc", "hgc", "jncss_greedy", "jncss_exhaustive"]
+    assert list(table["strategy"]) == ["uncoded", "flat_gc", "hgc", "jncss_greedy", "jncss_exhaustive",
+                                       "hetero_greedy", "hetero_exhaustive"]
     assert (table["trials"] == 20000).all() and (table["seed"] == 5).all()
     greedy = table.set_index("strategy").loc["jncss_greedy"]
     assert greedy["optimality_gap"] == pytest.approx(0.0, abs=0.01)

@@ -9,6 +9,7 @@ from typing import Iterable
 import numpy as np
 
 from hgc.analytic import Evaluation, Evaluator, NotAnalyticError
+from hgc.errors import ConfigError
 from hgc.optimizer.tolerances import spread_values
 from hgc.progress import ProgressFactory, chunk_progress
 from hgc.rng import Stream
@@ -49,30 +50,36 @@ def flat_analytic(evaluator: Evaluator, model: TimingModel) -> bool:
     return cost <= FLAT_ANALYTIC_OPS
 
 
+REDUCTIONS = (1, 2, 3, 4)
+"""Message reductions tried when ``reduction`` is chosen automatically."""
+
+
 def best_flat_gc(model: TimingModel, *, seed: int, evaluator: Evaluator | None = None,
-                 progress: ProgressFactory | None = None) -> FlatChoice:
-    """Flat gradient coding over all ``N`` workers with the best ``s``.
+                 progress: ProgressFactory | None = None, s: int | None = None,
+                 reduction: int | None = 1) -> FlatChoice:
+    """Flat gradient coding over all ``N`` workers with the best ``s`` (and message reduction ``ℓ`` when
+    ``reduction`` is ``None``; a given ``s`` or ``reduction`` is kept).
 
     Analytic when worker messages reach the master independently (``per_vector = 0``, constant edge
     delays, no edge failures) and the order statistic is cheap enough; otherwise (a FIFO relay queue)
     by a Monte Carlo pilot on ``Stream.PILOT`` (independent of the reported Monte Carlo run) comparing
     the candidates on common random numbers. Every ``s`` is tried for ``N <= FLAT_ALL_S_LIMIT``, else a
-    spread of about 24 values and then the neighbours of the best.
+    spread of about 24 values and then the neighbours of the best; reductions from :data:`REDUCTIONS`.
     """
     started = time.perf_counter()
     topo = model.topology
     big_n = topo.n_workers
     evaluator = evaluator or Evaluator(model)
     analytic = flat_analytic(evaluator, model)
-    tried: dict[int, float] = {}
+    tried: dict[tuple[int, int], float] = {}
     pilot_trials = 0
 
-    def score(values: Iterable[int]) -> None:
+    def score(pairs: Iterable[tuple[int, int]]) -> None:
         nonlocal pilot_trials
-        todo = [s for s in dict.fromkeys(values) if 0 <= s < big_n and s not in tried]
+        todo = [p for p in dict.fromkeys(pairs) if 0 <= p[0] and p[0] + p[1] <= big_n and p not in tried]
         if not todo:
             return
-        strategies = [FLAT.strategy(topo, s=s) for s in todo]
+        strategies = [FLAT.strategy(topo, s=a, reduction=b) for a, b in todo]
         if analytic:
             means, decoded = evaluator.expected_times(strategies)
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -84,23 +91,34 @@ def best_flat_gc(model: TimingModel, *, seed: int, evaluator: Evaluator | None =
             values_ = np.array([st.effective_time if st.decoded else np.inf for st in run.statistics])
         tried.update(zip(todo, values_.tolist()))
 
-    if big_n <= FLAT_ALL_S_LIMIT:
-        score(range(big_n))
+    reductions = REDUCTIONS if reduction is None else (reduction,)
+    if s is not None:
+        score((s, b) for b in reductions)
+    elif big_n <= FLAT_ALL_S_LIMIT:
+        score((a, b) for b in reductions for a in range(big_n))
     else:
-        score(spread_values(list(range(big_n)), 24))
-        best = min(tried, key=lambda s: tried[s])
-        neighbours = sorted(tried)
-        index = neighbours.index(best)
-        low = neighbours[index - 1] if index > 0 else 0
-        high = neighbours[index + 1] if index + 1 < len(neighbours) else big_n - 1
-        score(np.unique(np.linspace(low, high, 12).round().astype(int)).tolist())
-    best = min(tried, key=lambda s: (tried[s], s))
-    strategy = FLAT.strategy(topo, s=best)
+        for b in reductions:
+            values = list(range(big_n - b + 1))
+            score((a, b) for a in spread_values(values, 24))
+            mine = {a: v for (a, c), v in tried.items() if c == b}
+            best_s = min(mine, key=lambda a: mine[a])
+            neighbours = sorted(mine)
+            index = neighbours.index(best_s)
+            low = neighbours[index - 1] if index > 0 else 0
+            high = neighbours[index + 1] if index + 1 < len(neighbours) else values[-1]
+            score((int(a), b) for a in np.unique(np.linspace(low, high, 12).round().astype(int)))
+    if not tried:
+        raise ConfigError(f"no admissible flat code with s={s} and reduction={reduction} on {big_n} workers",
+                          "schemes")
+    best_s, best_reduction = min(tried, key=lambda p: (tried[p], p[0], p[1]))
+    strategy = FLAT.strategy(topo, s=best_s, reduction=best_reduction)
+    what = "s and the reduction" if reduction is None and s is None else ("the reduction" if s is not None else "s")
     if analytic:
         evaluation = evaluator.evaluate(strategy)
-        note = f"s by analytic E[T] over {len(tried)} values"
+        note = f"{what} by analytic E[T] over {len(tried)} values"
     else:
         evaluation = None
-        note = f"s by a {pilot_trials}-trial Monte Carlo pilot over {len(tried)} values (relay queue: no analytic form)"
+        note = (f"{what} by a {pilot_trials}-trial Monte Carlo pilot over {len(tried)} values (relay queue: no "
+                "analytic form)")
     return FlatChoice(strategy, evaluation, "analytic" if analytic else "pilot", len(tried),
                       time.perf_counter() - started, note)

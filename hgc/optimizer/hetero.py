@@ -32,7 +32,8 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Sequence
+import itertools
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -94,14 +95,103 @@ class Selection:
                 and all(self.s_w[i] == 0 for i, c in enumerate(self.counts) if c == 0))
 
 
+def relative_speeds(compute: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Speeds ``min c / c`` in ``(0, 1]`` from compute times ``c`` (seconds) grouped by edge; zero times
+    (free computation) count as the fastest, and all-zero times give equal speeds."""
+    flat = np.concatenate([np.asarray(c, dtype=float) for c in compute])
+    positive = flat[flat > 0]
+    floor = positive.min() if positive.size else 1.0
+    return [floor / np.maximum(np.asarray(c, dtype=float), floor) for c in compute]
+
+
 def allocate(compute: Sequence[np.ndarray], s_e: int, s_w: Sequence[int], gamma_e: float,
-             gamma_w: float) -> tuple[np.ndarray, list[np.ndarray]]:
+             gamma_w: float, reduction_e: int = 1, reduction_w: int = 1) -> tuple[np.ndarray, list[np.ndarray]]:
     """Edge shares ``f`` and per-edge worker shares ``g`` for participating edges whose workers have median
-    whole-dataset compute times ``compute[i]`` (seconds); see the module docstring."""
-    speeds = [1.0 / np.maximum(np.asarray(c, dtype=float), 1e-300) for c in compute]
-    inner = [waterfill(v ** gamma_w, s + 1) for v, s in zip(speeds, s_w)]
-    kappa = np.array([v.sum() / (s + 1) for v, s in zip(speeds, s_w)])
-    return waterfill(kappa ** gamma_e, s_e + 1), inner
+    whole-dataset compute times ``compute[i]`` (seconds); see the module docstring. With reductions the
+    shares add up to ``s_e + ℓ_e`` and ``s_w[i] + ℓ_w``."""
+    speeds = relative_speeds(compute)
+    inner = [waterfill(v ** gamma_w, s + reduction_w) for v, s in zip(speeds, s_w)]
+    kappa = np.array([v.sum() / (s + reduction_w) for v, s in zip(speeds, s_w)])
+    return waterfill(kappa ** gamma_e, s_e + reduction_e), inner
+
+
+def exact_strategy(model: TimingModel, edges: Sequence[int], workers: Sequence[Sequence[int]], s_e: int,
+                   s_w: Sequence[int], f: np.ndarray, g: Sequence[np.ndarray], *, reduction_e: int = 1,
+                   reduction_w: int = 1, partitions: int | None = None) -> Strategy:
+    """The strategy with float shares ``f``, ``g`` made exact on the grid of ``partitions`` partitions
+    (:data:`~hgc.schemes.hgc.ALLOCATION_GRID` by default; each load moves by less than ``2/K``), its loads
+    those of the exact shares. Workers are listed by position within each edge, ``g`` in the same order."""
+    from hgc.codes import quantize_shares  # noqa: PLC0415 - the codes are only needed for the final choice
+    from hgc.schemes.hgc import ALLOCATION_GRID, HGC_SCHEME  # noqa: PLC0415 - the scheme modules import this package lazily
+
+    counts = [len(w) for w in workers]
+    s_w_ = tuple(int(s) for s in s_w)
+    edge_shares, worker_shares = quantize_shares(counts, s_e, s_w_, list(map(float, f)),
+                                                 [list(map(float, row)) for row in g],
+                                                 partitions=partitions or ALLOCATION_GRID,
+                                                 reduction_e=reduction_e, reduction_w=reduction_w)
+    keep_e = [i for i, share in enumerate(edge_shares) if share > 0]
+    kept_workers, kept_shares = [], []
+    for i in keep_e:
+        columns = [j for j, share in enumerate(worker_shares[i]) if share > 0]
+        kept_workers.append(tuple(workers[i][j] for j in columns))
+        kept_shares.append(tuple(worker_shares[i][j] for j in columns))
+    uniform_s_w: int | tuple[int, ...] = s_w_[0] if len(set(s_w_)) == 1 else tuple(s_w_[i] for i in keep_e)
+    return HGC_SCHEME.strategy(model.topology, s_e=s_e, s_w=uniform_s_w, edges=[edges[i] for i in keep_e],
+                               workers=kept_workers, reduction_e=reduction_e, reduction_w=reduction_w,
+                               edge_shares=[edge_shares[i] for i in keep_e], worker_shares=kept_shares)
+
+
+def allocate_on(model: TimingModel, s_e: int, s_w: int | Sequence[int], allocation: str, *,
+                evaluator: Evaluator | None = None, reduction_e: int = 1, reduction_w: int = 1
+                ) -> tuple[Strategy, str]:
+    """``allocation`` ``speed`` (shares proportional to speed, γ = 1) or ``optimized`` (the exponents
+    searched with the analytic evaluator) on all nodes with the given tolerances; ``(strategy, note)``."""
+    scorer = Scorer(model, evaluator)
+    topo = model.topology
+    n = topo.n_edges
+    s_w_ = tuple(int(s) for s in (s_w if not isinstance(s_w, (int, np.integer)) else [s_w] * n))
+    compute, _ = scorer.evaluator.worker_quantiles(0.5)
+    per_edge = [compute[int(topo.offsets[i]):int(topo.offsets[i + 1])] for i in range(n)]
+    edges = list(range(n))
+    workers = [tuple(range(m)) for m in topo.workers]
+
+    def candidate(gamma_e: float, gamma_w: float) -> Strategy:
+        f, g = allocate(per_edge, s_e, s_w_, gamma_e, gamma_w, reduction_e, reduction_w)
+        loads = tuple(tuple(float(f[i] * x) for x in g[i]) for i in range(n))
+        return scorer_strategy(edges, workers, s_e, s_w_, loads, reduction_e, reduction_w)
+
+    best = (1.0, 1.0)
+    if allocation == "optimized":
+        values = {best: float(scorer([candidate(*best)])[0])}
+        for step in GAMMA_STEPS:
+            while True:
+                moves = [(max(0.0, best[0] + de * step), max(0.0, best[1] + dw * step))
+                         for de, dw in ((1, 0), (-1, 0), (0, 1), (0, -1), (1, 1), (-1, -1))]
+                moves = [m for m in dict.fromkeys(moves) if m not in values]
+                if not moves:
+                    break
+                values.update(zip(moves, scorer([candidate(*m) for m in moves]).tolist()))
+                better = min(values, key=lambda m: values[m])
+                if not values[better] < values[best] * (1.0 - 1e-4):
+                    break
+                best = better
+    f, g = allocate(per_edge, s_e, s_w_, best[0], best[1], reduction_e, reduction_w)
+    strategy = exact_strategy(model, edges, workers, s_e, s_w_, f, g, reduction_e=reduction_e,
+                              reduction_w=reduction_w)
+    how = ("shares proportional to speed" if allocation == "speed"
+           else f"shares ∝ speed^γ with γ_edges={best[0]:g}, γ_workers={best[1]:g} by analytic E[T]")
+    return strategy, f"allocation {allocation}: {how}"
+
+
+def scorer_strategy(edges: Sequence[int], workers: Sequence[Sequence[int]], s_e: int, s_w: tuple[int, ...],
+                    loads: tuple[tuple[float, ...], ...], reduction_e: int = 1, reduction_w: int = 1) -> Strategy:
+    """A candidate with float per-worker loads (for scoring; :func:`exact_strategy` makes the final one)."""
+    from hgc.schemes.hgc import HGC_SCHEME  # noqa: PLC0415 - the scheme modules import this package lazily
+
+    uniform: int | tuple[int, ...] = s_w[0] if len(set(s_w)) == 1 else s_w
+    return HGC_SCHEME.candidate(edges, workers, s_e, uniform, loads=loads, reduction_e=reduction_e,
+                                reduction_w=reduction_w)
 
 
 @dataclass
@@ -115,7 +205,7 @@ class HeteroResult:
     selection: Selection
     edge_shares: tuple[float, ...]
     worker_shares: tuple[tuple[float, ...], ...]
-    jncss: JNCSSResult
+    jncss: JNCSSResult | None
     seconds: float
     evaluations: int
     method: str = "greedy"
@@ -124,39 +214,43 @@ class HeteroResult:
 
     @property
     def gain(self) -> float:
-        return self.jncss.objective / self.objective - 1.0 if self.objective > 0 else math.nan
+        """How much lower this objective is than JNCSS's (``jncss_objective / objective - 1``)."""
+        if self.jncss is None or not self.objective > 0:
+            return math.nan
+        return self.jncss.objective / self.objective - 1.0
 
 
 class _Search:
     """Candidates of the search as strategies with per-worker loads, scored with memoisation."""
 
     def __init__(self, model: TimingModel, scorer: Scorer, ranking: tuple[tuple[int, ...], ...]):
-        from hgc.schemes.hgc import HGC_SCHEME  # noqa: PLC0415 - the scheme module imports this package lazily
-
         self.model = model
         self.scorer = scorer
         self.ranking = ranking
         self.sizes = model.topology.workers
-        self.scheme = HGC_SCHEME
         compute, _ = scorer.evaluator.worker_quantiles(0.5)
         offsets = model.topology.offsets
         self.compute = [compute[int(offsets[i]) + np.asarray(ranking[i], dtype=int)] for i in range(len(self.sizes))]
 
-    def build(self, sel: Selection) -> tuple[Strategy, np.ndarray, list[np.ndarray]] | None:
+    def build(self, sel: Selection) -> tuple[Strategy, list[int], list[tuple[int, ...]], np.ndarray,
+                                              list[np.ndarray]] | None:
+        """``(candidate, edges, workers, f, g)`` of a selection: workers by position within each edge and
+        ``g`` in the same order; ``None`` when the selection is not admissible."""
         if not sel.admissible():
             return None
         edges = [i for i, c in enumerate(sel.counts) if c > 0]
         compute = [self.compute[i][: sel.counts[i]] for i in edges]
-        s_w = [sel.s_w[i] for i in edges]
+        s_w = tuple(sel.s_w[i] for i in edges)
         f, g = allocate(compute, sel.s_e, s_w, sel.gamma_e, sel.gamma_w)
-        workers, loads = [], []
+        workers, loads, shares = [], [], []
         for k, i in enumerate(edges):
             chosen = self.ranking[i][: sel.counts[i]]
             order = np.argsort(chosen, kind="stable")             # positions ascending, loads along
             workers.append(tuple(int(chosen[j]) for j in order))
             loads.append(tuple(float(f[k] * g[k][j]) for j in order))
-        strategy = self.scheme.candidate(edges, workers, sel.s_e, tuple(s_w), loads=tuple(loads))
-        return strategy, f, g
+            shares.append(np.asarray(g[k])[order])
+        strategy = scorer_strategy(edges, workers, sel.s_e, s_w, tuple(loads))
+        return strategy, edges, workers, f, shares
 
     def score(self, selections: Sequence[Selection]) -> list[tuple[Selection, float]]:
         built = [(sel, b[0]) for sel in dict.fromkeys(selections) if (b := self.build(sel)) is not None]
@@ -180,7 +274,7 @@ def _starts(search: _Search, base: Strategy) -> list[Selection]:
     for fraction in SPEED_FRACTIONS:
         kept = []
         for i in range(len(sizes)):
-            speed = 1.0 / np.maximum(search.compute[i], 1e-300)
+            speed = relative_speeds([search.compute[i]])[0]
             kept.append(int((speed >= fraction * speed.max()).sum()))
         node_sets.append(tuple(kept))
     base_s_e, base_s_w = int(base.s_e), int(max(np.atleast_1d(base.s_w)))
@@ -247,7 +341,8 @@ def hetero_greedy(model: TimingModel, *, evaluator: Evaluator | None = None, jnc
         built = search.build(sel)
         if built is None or not math.isfinite(scored[sel]):
             continue
-        strategy, f, g = built
+        _, edges, workers, f, g = built
+        strategy = exact_strategy(model, edges, workers, sel.s_e, [sel.s_w[i] for i in edges], f, g)
         evaluation = scorer.accurate(strategy)
         value = objective(evaluation)
         if best is None or value < best[0]:
@@ -267,3 +362,85 @@ def hetero_greedy(model: TimingModel, *, evaluator: Evaluator | None = None, jnc
     value, sel, strategy, evaluation, f, g = best
     return HeteroResult(strategy, evaluation, value, sel, tuple(float(x) for x in f),
                         tuple(tuple(float(x) for x in gi) for gi in g), base, seconds, scorer.evaluations)
+
+
+HETERO_EXHAUSTIVE_LIMIT = 20_000
+"""``hgc optimize`` adds an exhaustive heterogeneity-aware row when it has at most this many candidates."""
+EXHAUSTIVE_GAMMAS = (0.0, 0.5, 1.0, 1.5, 2.0)
+"""Allocation exponents every exhaustive candidate is scored with (for both layers)."""
+
+
+def hetero_space(model: TimingModel, cap: float = math.inf) -> int:
+    """Candidates :func:`hetero_exhaustive` scores: dominance-closed node sets × ``s_e`` × per-edge ``s_w``
+    × allocation exponents (a number above ``cap`` once it is known to exceed it)."""
+    from hgc.optimizer.exhaustive import edge_options  # noqa: PLC0415 - only the exhaustive search needs it
+
+    options = edge_options(model, cap)
+    total = 0
+    for choice in _choices(options):
+        counts = [len(w) for w in choice if w]
+        total += len(counts) * math.prod(counts) * len(EXHAUSTIVE_GAMMAS) ** 2
+        if total > cap:
+            return int(total)
+    return int(total)
+
+
+def _choices(options: Sequence[Sequence[tuple[int, ...]]]) -> Iterator[tuple[tuple[int, ...], ...]]:
+    for choice in itertools.product(*[[()] + list(o) for o in options]):
+        if any(choice):
+            yield choice
+
+
+def hetero_exhaustive(model: TimingModel, *, evaluator: Evaluator | None = None, limit: int = HETERO_EXHAUSTIVE_LIMIT,
+                      progress: ProgressFactory | None = None) -> HeteroResult:
+    """The best heterogeneity-aware strategy by exhaustive search over dominance-closed node sets, ``s_e``,
+    per-edge ``s_w`` and the allocation exponents of :data:`EXHAUSTIVE_GAMMAS` (ground truth for
+    :func:`hetero_greedy` on small systems). Raises :class:`~hgc.errors.ConfigError` beyond ``limit``."""
+    from hgc.errors import ConfigError  # noqa: PLC0415
+    from hgc.optimizer.exhaustive import edge_options  # noqa: PLC0415 - see hetero_space
+
+    started = time.perf_counter()
+    size = hetero_space(model, limit)
+    if size > limit:
+        raise ConfigError(f"the exhaustive heterogeneity-aware search would score more than {limit} candidates "
+                          "on this system; use the greedy one", "method")
+    scorer = Scorer(model, evaluator)
+    compute, _ = scorer.evaluator.worker_quantiles(0.5)
+    offsets = model.topology.offsets
+    candidates: list[tuple[Strategy, list[int], list[tuple[int, ...]], int, tuple[int, ...], np.ndarray,
+                           list[np.ndarray]]] = []
+    for choice in _choices(edge_options(model, limit)):
+        edges = [i for i, w in enumerate(choice) if w]
+        workers = [tuple(choice[i]) for i in edges]
+        times = [compute[int(offsets[i]) + np.asarray(choice[i], dtype=int)] for i in edges]
+        for s_e in range(len(edges)):
+            for s_w in itertools.product(*[range(len(w)) for w in workers]):
+                for gamma_e in EXHAUSTIVE_GAMMAS:
+                    for gamma_w in EXHAUSTIVE_GAMMAS:
+                        f, g = allocate(times, s_e, s_w, gamma_e, gamma_w)
+                        loads = tuple(tuple(float(f[k] * x) for x in g[k]) for k in range(len(edges)))
+                        candidates.append((scorer_strategy(edges, workers, s_e, tuple(s_w), loads), edges, workers,
+                                           s_e, tuple(s_w), f, g))
+    scores = []
+    with progress_bar(progress, len(candidates), f"heterogeneity-aware exhaustive ({len(candidates)})",
+                      "candidate") as bar:
+        for start in range(0, len(candidates), 5_000):
+            batch = [c[0] for c in candidates[start:start + 5_000]]
+            scores.extend(scorer(batch).tolist())
+            bar.update(len(batch))
+    order = np.argsort(scores, kind="stable")[:REFINE_TOP]
+    best: tuple[float, Strategy, Evaluation, int, tuple[int, ...], np.ndarray, list[np.ndarray]] | None = None
+    for index in order:
+        _, edges, workers, s_e, s_w, f, g = candidates[int(index)]
+        strategy = exact_strategy(model, edges, workers, s_e, s_w, f, g)
+        evaluation = scorer.accurate(strategy)
+        value = objective(evaluation)
+        if best is None or value < best[0]:
+            best = (value, strategy, evaluation, s_e, s_w, f, g)
+    assert best is not None
+    value, strategy, evaluation, s_e, s_w, f, g = best
+    selection = Selection(tuple(len(w) for w in strategy.workers), s_e, s_w, math.nan, math.nan)
+    return HeteroResult(strategy, evaluation, value, selection, tuple(float(x) for x in f),
+                        tuple(tuple(float(x) for x in row) for row in g), None, time.perf_counter() - started,
+                        scorer.evaluations, method="exhaustive", space=len(candidates))
+

@@ -1,4 +1,5 @@
-"""The best tolerances ``(s_e, s_w)`` of hierarchical gradient coding on a fixed set of nodes."""
+"""The best tolerances ``(s_e, s_w)`` (and message reductions ``(ℓ_e, ℓ_w)``) of hierarchical gradient coding
+on a fixed set of nodes."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from hgc.analytic import Evaluation, Evaluator
-from hgc.codes import admissible_hgc
+from hgc.codes import admissible_hgc, hgc_reachable
 from hgc.errors import ConfigError
 from hgc.optimizer.scoring import REFINE_TOP, Scorer, final, refine
 from hgc.schemes import Strategy, all_nodes
@@ -18,19 +19,29 @@ ALL_PAIRS_LIMIT = 48
 """All admissible (s_e, s_w) are scored up to this many pairs, else a coarse lattice refined locally."""
 
 
-def admissible_pairs(counts: Sequence[int]) -> list[tuple[int, int]]:
-    """Admissible ``(s_e, s_w)`` for participating ``counts`` (:func:`hgc.codes.admissible_hgc`)."""
-    return admissible_hgc(tuple(int(c) for c in counts))
+REDUCTIONS = (1, 2, 3, 4)
+"""Message reductions ``ℓ_e``, ``ℓ_w`` tried when they are chosen automatically."""
+
+
+def admissible_pairs(counts: Sequence[int], reduction_e: int = 1, reduction_w: int = 1) -> list[tuple[int, int]]:
+    """Admissible ``(s_e, s_w)`` for participating ``counts`` (:func:`hgc.codes.admissible_hgc`; with
+    reductions, the pairs whose equal allocation exists)."""
+    counts = tuple(int(c) for c in counts)
+    if (reduction_e, reduction_w) == (1, 1):
+        return admissible_hgc(counts)
+    return [(a, b) for a in range(len(counts)) for b in range(min(counts))
+            if hgc_reachable(counts, a, b, reduction_e, reduction_w)]
 
 
 def tolerance_search(scorer: Scorer, edges: Sequence[int], workers: Sequence[Sequence[int]],
                       fixed_e: int | None = None, fixed_w: int | None = None, keep: int = REFINE_TOP,
-                      refine: bool = True) -> list[tuple[Strategy, float]]:
+                      refine: bool = True, reduction_e: int = 1, reduction_w: int = 1
+                      ) -> list[tuple[Strategy, float]]:
     """The best ``(s_e, s_w)`` on one node set by search-grid score: all admissible pairs when they are
     few, else a coarse lattice, then (if ``refine``) a pattern search. Returns the ``keep`` best
-    (strategy, score)."""
+    (strategy, score). The reductions are fixed."""
     counts = [len(w) for w in workers]
-    pairs = [(a, b) for a, b in admissible_pairs(counts)
+    pairs = [(a, b) for a, b in admissible_pairs(counts, reduction_e, reduction_w)
              if (fixed_e is None or a == fixed_e) and (fixed_w is None or b == fixed_w)]
     if not pairs:
         return []
@@ -40,7 +51,8 @@ def tolerance_search(scorer: Scorer, edges: Sequence[int], workers: Sequence[Seq
     def score(batch: Iterable[tuple[int, int]]) -> None:
         batch = [p for p in dict.fromkeys(batch) if p in admissible and p not in scored]
         if batch:
-            values = scorer([HGC_SCHEME.candidate(edges, workers, a, b) for a, b in batch])
+            values = scorer([HGC_SCHEME.candidate(edges, workers, a, b, reduction_e=reduction_e,
+                                                  reduction_w=reduction_w) for a, b in batch])
             scored.update(zip(batch, values.tolist()))
 
     if len(pairs) <= ALL_PAIRS_LIMIT:
@@ -64,7 +76,8 @@ def tolerance_search(scorer: Scorer, edges: Sequence[int], workers: Sequence[Seq
                 score((a + da, b + db) for da in (-2, -1, 0, 1, 2) for db in (-1, 0, 1)
                       if abs(da) + abs(db) > 0)
     best = sorted(scored, key=lambda p: scored[p])[:keep]
-    return [(HGC_SCHEME.candidate(edges, workers, a, b), scored[(a, b)]) for a, b in best]
+    return [(HGC_SCHEME.candidate(edges, workers, a, b, reduction_e=reduction_e, reduction_w=reduction_w),
+             scored[(a, b)]) for a, b in best]
 
 
 def doubling(limit: int) -> list[int]:
@@ -85,19 +98,26 @@ def spread_values(values: Sequence[int], count: int) -> list[int]:
 
 
 def best_hgc_tolerances(model: TimingModel, s_e: int | None = None, s_w: int | None = None, *,
-                        evaluator: Evaluator | None = None) -> Strategy:
-    """The ``hgc`` strategy on all nodes with the best tolerances (``None`` = choose, an int = fixed), by
-    the analytic evaluator: search-grid scores, then the best few re-evaluated accurately.
+                        evaluator: Evaluator | None = None, reduction_e: int | None = 1,
+                        reduction_w: int | None = 1) -> Strategy:
+    """The ``hgc`` strategy on all nodes with the best tolerances and reductions (``None`` = choose, an
+    int = fixed; reductions from :data:`REDUCTIONS`), by the analytic evaluator: search-grid scores, then
+    the best few re-evaluated accurately.
 
     Raises :class:`~hgc.errors.ConfigError` (key ``schemes``) when no admissible pair exists.
     """
-    return best_all_nodes(model, s_e, s_w, Scorer(model, evaluator))[0]
+    return best_all_nodes(model, s_e, s_w, Scorer(model, evaluator), reduction_e, reduction_w)[0]
 
 
-def best_all_nodes(model: TimingModel, s_e: int | None, s_w: int | None, scorer: Scorer
-                    ) -> tuple[Strategy, Evaluation, list[tuple[Strategy, float]]]:
+def best_all_nodes(model: TimingModel, s_e: int | None, s_w: int | None, scorer: Scorer,
+                   reduction_e: int | None = 1, reduction_w: int | None = 1
+                   ) -> tuple[Strategy, Evaluation, list[tuple[Strategy, float]]]:
     edges, workers = all_nodes(model.topology)
-    ranked = tolerance_search(scorer, edges, workers, s_e, s_w)
+    ranked: list[tuple[Strategy, float]] = []
+    for l_e in (REDUCTIONS if reduction_e is None else (reduction_e,)):
+        for l_w in (REDUCTIONS if reduction_w is None else (reduction_w,)):
+            ranked += tolerance_search(scorer, edges, workers, s_e, s_w, reduction_e=l_e, reduction_w=l_w)
+    ranked.sort(key=lambda item: item[1])
     if not ranked:
         raise ConfigError(f"no admissible (s_e, s_w) with s_e={'auto' if s_e is None else s_e}, "
                           f"s_w={'auto' if s_w is None else s_w} on edges of sizes {list(model.topology.workers)}",

@@ -225,7 +225,9 @@ class Candidate:
 # ----------------------------------------------------------------------------------------------------
 # The protocol
 
-TOLERANCE_COLUMNS = ("s_e", "s_w", "s")
+PARAMETER_COLUMNS = ("s_e", "s_w", "s", "reduction_e", "reduction_w", "reduction")
+"""The scheme-parameter columns of result tables (blank where a scheme has no such parameter)."""
+TOLERANCE_COLUMNS = PARAMETER_COLUMNS
 
 
 class Scheme(ABC):

@@ -75,6 +75,7 @@ class JNCSS(Scheme):
         if "jncss_space" not in context.options:
             self.validate_optimize(context)
         greedy = greedy_jncss(context.model, evaluator=context.evaluator, progress=context.progress)
+        context.options["jncss_greedy"] = greedy   # the heterogeneity-aware search starts from it
         rows = [Candidate("jncss_greedy", greedy.strategy, "greedy", greedy.evaluation, greedy.seconds,
                           greedy.evaluations, role="search")]
         if context.method == "exhaustive" or context.options["jncss_space"] <= EXHAUSTIVE_AUTO_LIMIT:

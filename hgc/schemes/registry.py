@@ -17,13 +17,14 @@ from hgc.validation import as_list, as_mapping, describe, join, suggestion
 
 @cache
 def _load() -> dict[str, Scheme]:
-    from hgc.schemes import flat_gc, hgc, jncss, uncoded  # the scheme modules import this one's base
+    from hgc.schemes import flat_gc, hetero, hgc, jncss, uncoded  # the scheme modules import this one's base
 
     schemes: list[Scheme] = [
         uncoded.Uncoded(),
         flat_gc.FlatGC(),
         hgc.HGC(),
         jncss.JNCSS(),
+        hetero.HeterogeneityAware(),
     ]
     return {scheme.name: scheme for scheme in schemes}
 

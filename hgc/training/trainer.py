@@ -51,9 +51,10 @@ from hgc.config import ExperimentConfig
 from hgc.errors import ConfigError
 from hgc.experiment import resolve_schemes
 from hgc.rng import Stream, stream
-from hgc.output import run_metadata, write_csv, write_json, write_yaml
+from hgc.output import integer_columns, run_metadata, write_csv, write_json, write_yaml
 from hgc.progress import ProgressFactory, progress_bar
 from hgc.schemes import BASELINE, ResolveContext, Resolved, Strategy, baseline_spec
+from hgc.schemes.base import PARAMETER_COLUMNS
 from hgc.simulation import CompiledStrategy, DelaySample, sample_delays
 from hgc.training.datasets import Dataset, load_dataset
 from hgc.training.models import LinearModel, make_model
@@ -67,7 +68,8 @@ HISTORY_COLUMNS = ["label", "scheme", "iteration", "sim_time", "iteration_time",
 SUMMARY_COLUMNS = ["label", "scheme", "iterations", "sim_time_total", "effective_time", "time_to_target",
                    "speedup_to_target",
                    "max_grad_rel_error", "undecodable_iterations", "target_loss", "final_loss",
-                   "final_test_accuracy", "mean_iteration_time", "s_e", "s_w", "s", "edges", "workers", "load",
+                   "final_test_accuracy", "mean_iteration_time", "s_e", "s_w", "s", "reduction_e", "reduction_w",
+                   "reduction", "edges", "workers", "load",
                    "partitions", "construction"]
 
 STATUS_INITIAL = "initial"
@@ -419,8 +421,7 @@ def train(config: ExperimentConfig, *, iterations: int | None = None, seed: int 
                 if baseline is not None else float("nan"))
     summary = pd.DataFrame([summary_row(run, target, base_ttt) for run in runs if run.listed],
                            columns=SUMMARY_COLUMNS)
-    for column in ("s_e", "s_w", "s"):
-        summary[column] = summary[column].astype("Int64")
+    integer_columns(summary, PARAMETER_COLUMNS)
     return TrainResult(history, summary, runs, data, target, config.seed, T, time.perf_counter() - started,
                        warnings, interrupted, config)
 
