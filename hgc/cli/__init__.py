@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "train": ("train", "train", "Coded gradient descent on real data, checking exact gradient recovery."),
     "verify": ("verify", "verify", "Build every coded scheme and check decoding over straggler patterns."),
     "plot": ("plot", "plot", "PNG figures for a results directory."),
+    "emulate": ("emulate", "emulate", "Run the coded protocol on a Dask cluster and compare with the simulator."),
 }
 
 
