@@ -53,6 +53,7 @@ def emulate(config: Path, iterations: int | None, time_scale: float, executor: s
     own data and are held to the delays the timing model draws; edges wait for their fastest workers and
     decode; this process is the master, decodes from the first edges and checks the exact gradient.
     """
+    from hgc.emulation.cluster import check_address
     from hgc.emulation.faults import parse_kills
     from hgc.emulation.runner import emulate as run_emulation
 
@@ -60,6 +61,11 @@ def emulate(config: Path, iterations: int | None, time_scale: float, executor: s
         raise ConfigError(f"only 'dask' can run emulated nodes, got {executor!r}", "--executor")
     if not (math.isfinite(time_scale) and time_scale > 0):
         raise ConfigError(f"must be a positive finite number, got {time_scale}", "--time-scale")
+    if scheduler:
+        check_address(scheduler)
+    if scheduler and jobs is not None:
+        raise ConfigError("only applies to the local cluster; an existing cluster's processes are used as they are",
+                          "--jobs")
     experiment = load_config(config)
     total = int(iterations if iterations is not None else experiment.train.iterations)
     kill_list = parse_kills(kills, experiment.topology, total)
@@ -116,8 +122,9 @@ def emulate(config: Path, iterations: int | None, time_scale: float, executor: s
                        f"{event['restore_seconds']:.1f} s")
         if calibration is not None:
             click.echo((out_dir / "calibration.yaml").read_text().rstrip())
+        done = f"{len(result.history)} iterations (partial run)" if result.interrupted else \
+            f"{result.iterations} iterations per scheme"
         click.echo(f"wrote {out_dir / 'emulate.csv'} and {out_dir / 'emulate_summary.csv'} "
-                   f"({result.iterations} iterations per scheme, time scale {time_scale:g}, seed {result.seed}, "
-                   f"{result.seconds:.1f} s)")
+                   f"({done}, time scale {time_scale:g}, seed {result.seed}, {result.seconds:.1f} s)")
     if result.interrupted:
         sys.exit(130)

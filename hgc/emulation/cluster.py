@@ -39,10 +39,17 @@ DASK_CONFIG = {
     "distributed.worker.profile.enabled": False,          # no 10 ms stack sampling in every process
     "distributed.worker.daemon": True,
     "distributed.scheduler.work-stealing": False,         # tasks are pinned; nothing to steal
+    # a local cluster otherwise closes for good the nanny of a process that is not back 15 s after it
+    # died, which happens when the same node is killed again while it restarts
+    "distributed.deploy.lost-worker-timeout": "1 day",
 }
+"""Dask settings of a local cluster, in force while it runs (nannies read them again when they restart
+a killed process)."""
 RESTART_TIMEOUT = 60.0
 """Seconds to wait for a killed process to come back (nanny restart) before using a replacement."""
 CONNECT_TIMEOUT = 30.0
+KILL_TIMEOUT = 10.0
+"""Seconds to wait for the scheduler to notice a killed process."""
 
 
 @dataclass(frozen=True)
@@ -84,13 +91,14 @@ def default_processes(topology: Topology, *, one_per_node: bool = False) -> int:
     """Processes of the local cluster when ``--jobs`` is not given.
 
     ``one_per_node`` (used when processes are to be killed, so that a kill loses exactly the node it
-    names): one process per worker and per edge. Otherwise as many as this machine has CPUs (at least
+    names): one process per worker and per edge, plus a spare that takes over a killed process's node at
+    once (see :meth:`EmulationCluster.restore`). Otherwise as many as this machine has CPUs (at least
     2, at most one per node): every further process competes for the same CPUs and adds its share of
     scheduling delay to every message (see ``docs/emulate.md`` for measurements).
     """
     nodes = topology.n_workers + topology.n_edges
     if one_per_node:
-        return nodes
+        return nodes + 1
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
@@ -118,25 +126,29 @@ class EmulationCluster:
         self.topology = topology
         self.scheduler = scheduler
         self._cluster: Any = None
+        self._processes = 0             # processes of the local cluster (0 for an existing cluster)
+        self._config: Any = None        # DASK_CONFIG while the local cluster runs
         self.client: Any = None
         if scheduler and processes is not None:
             raise ConfigError("only applies to the local cluster; an existing cluster's processes are used as they are",
                               "--jobs")
         if processes is not None and processes < 1:
             raise ConfigError(f"must be >= 1, got {processes}", "--jobs")
+        if scheduler:
+            check_address(scheduler)
         try:
             if scheduler:
                 self.client = Client(scheduler, timeout=timeout, set_as_default=False, direct_to_workers=True)
             else:
-                processes = processes or default_processes(topology, one_per_node=one_per_node)
+                processes = self._processes = processes or default_processes(topology, one_per_node=one_per_node)
                 environ = {f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in MALLOC_ENVIRON.items()}
-                with dask.config.set({**DASK_CONFIG, **environ}):
-                    self._cluster = LocalCluster(n_workers=processes, threads_per_worker=1, processes=True,
-                                                 host="127.0.0.1", dashboard_address="127.0.0.1:0",
-                                                 silence_logs=logging.CRITICAL)
-                    self.client = Client(self._cluster, set_as_default=False, direct_to_workers=True)
-                    self.client.wait_for_workers(processes, timeout=timeout * 4)
-        except (OSError, TimeoutError) as err:
+                self._config = dask.config.set({**DASK_CONFIG, **environ})
+                self._cluster = LocalCluster(n_workers=processes, threads_per_worker=1, processes=True,
+                                             host="127.0.0.1", dashboard_address="127.0.0.1:0",
+                                             silence_logs=logging.CRITICAL)
+                self.client = Client(self._cluster, set_as_default=False, direct_to_workers=True)
+                self.client.wait_for_workers(processes, timeout=timeout * 4)
+        except (OSError, TimeoutError, ValueError) as err:
             self.close()
             raise ConfigError(f"cannot connect to the Dask scheduler at {scheduler!r}: {err}"
                               if scheduler else f"cannot start a local Dask cluster: {err}",
@@ -149,10 +161,21 @@ class EmulationCluster:
         self.warm_up(list(self.hosts))
 
     # -- hosts ----------------------------------------------------------------------------------
+    def workers(self) -> dict[str, str]:
+        """Dask worker name → address, read on the scheduler.
+
+        (``Client.scheduler_info`` returns a cache that the client's own periodic refresh can overwrite
+        with a truncated worker list; the function is local so that it travels by value and the
+        scheduler needs no hgc.)
+        """
+        def names(dask_scheduler: Any) -> dict[str, str]:
+            return {str(ws.name): address for address, ws in dask_scheduler.workers.items()}
+
+        return dict(self.client.run_on_scheduler(names))
+
     def refresh(self) -> None:
         """Re-read the cluster's processes: host name → address."""
-        info = self.client.scheduler_info(n_workers=-1)["workers"]
-        self.hosts: dict[str, str] = {str(w["name"]): address for address, w in info.items()}
+        self.hosts: dict[str, str] = self.workers()
 
     def address(self, host: str) -> str:
         return self.hosts[host]
@@ -169,42 +192,70 @@ class EmulationCluster:
         futures = [self.client.submit(node_tasks.warm_up, workers=[self.hosts[h]], allow_other_workers=False,
                                       pure=False) for h in hosts]
         self.client.gather(futures)
+        if self._cluster is not None:  # our own processes share the terminal: Ctrl-C is for the master only
+            self.client.run(node_tasks.ignore_interrupts, workers=[self.hosts[h] for h in hosts])
 
     # -- faults ---------------------------------------------------------------------------------
-    def kill(self, host: str) -> int | None:
-        """SIGKILL the process of ``host``; its pid, or ``None`` if it was already gone."""
+    def kill(self, host: str, timeout: float = KILL_TIMEOUT) -> int | None:
+        """SIGKILL the process of ``host`` and wait (up to ``timeout`` seconds) until the scheduler has seen
+        it go; its pid, or ``None`` if it was already gone."""
         address = self.hosts.get(host)
         if address is None:
             return None
         try:
-            return int(self.client.run(node_tasks.terminate_process, workers=[address])[address])
+            pid: int | None = int(self.client.run(node_tasks.terminate_process, workers=[address])[address])
         except Exception:  # noqa: BLE001 - the process is already gone
-            return None
+            pid = None
+        started = time.perf_counter()
+        while time.perf_counter() - started < timeout:
+            if address not in self.workers().values():
+                break
+            time.sleep(0.05)
+        return pid
 
     def restore(self, host: str, timeout: float = RESTART_TIMEOUT) -> tuple[str, float]:
-        """Wait for ``host`` to come back (a nanny restarts a killed process under the same name) or, after
-        ``timeout`` seconds, move its nodes to the live host with the fewest nodes. Returns the host now
-        holding the nodes and the seconds waited."""
+        """Give the nodes of the killed ``host`` a live process again; returns that process and the seconds
+        it took.
+
+        A *spare* (a live process hosting no node) takes them at once; otherwise wait for ``host`` to come
+        back (a nanny restarts a killed process under the same name) and, after ``timeout`` seconds, move
+        them to the live process with the fewest nodes. The restarted process becomes a spare.
+        """
         started = time.perf_counter()
         old = self.hosts.get(host)
-        target = host
+        lost = self.nodes_on(host)
         while True:
             self.refresh()
-            address = self.hosts.get(host)
-            if address is not None and address != old:
+            occupied = set(self.placement.values()) - {host}
+            spares = sorted((h for h in self.hosts if h not in occupied and self.hosts[h] != old), key=_natural)
+            if spares:
+                target = host if host in spares else spares[0]
                 break
             if time.perf_counter() - started > timeout:
-                live = [h for h in self.hosts if h != host]
+                live = [h for h in self.hosts if self.hosts[h] != old]
                 if not live:
                     raise RuntimeError(f"Dask worker {host!r} did not come back and no other worker is left")
                 load = {h: len(self.nodes_on(h)) for h in live}
                 target = min(live, key=lambda h: (load[h], _natural(h)))
-                for node in self.nodes_on(host):
-                    self.placement[node] = target
                 break
             time.sleep(0.1)
+        for node in lost:
+            self.placement[node] = target
         self.warm_up([target])
         return target, time.perf_counter() - started
+
+    def reassign(self, timeout: float = RESTART_TIMEOUT) -> None:
+        """Place the nodes afresh over the live processes (at the start of a scheme, after kills moved some).
+
+        A local cluster first waits (up to ``timeout`` seconds) for every killed process to be back, so that
+        every scheme starts from the same placement.
+        """
+        started = time.perf_counter()
+        self.refresh()
+        while self._processes and len(self.hosts) < self._processes and time.perf_counter() - started < timeout:
+            time.sleep(0.1)
+            self.refresh()
+        self.placement = assign(self.topology, sorted(self.hosts, key=_natural))
 
     def release(self, token: str) -> None:
         """End every wait of iteration ``token`` on every process (fire and forget)."""
@@ -233,12 +284,31 @@ class EmulationCluster:
                 self._cluster.close()
             finally:
                 self._cluster = None
+        if self._config is not None:
+            self._config.__exit__(None, None, None)
+            self._config = None
 
     def __enter__(self) -> "EmulationCluster":
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def check_address(address: str) -> None:
+    """A :class:`ConfigError` on ``--scheduler`` unless ``address`` is a well-formed Dask address
+    (checked before connecting: a client that fails on a malformed address hangs on its way out)."""
+    from distributed.comm import parse_address
+    from distributed.comm.addressing import parse_host_port
+    from distributed.comm.registry import get_backend
+
+    try:
+        scheme, location = parse_address(address)
+        get_backend(scheme)
+        if scheme in ("tcp", "tls", "ws", "wss"):
+            parse_host_port(location)
+    except (ValueError, TypeError) as err:
+        raise ConfigError(f"not a Dask scheduler address (e.g. tcp://10.0.0.5:8786): {err}", "--scheduler") from None
 
 
 def _natural(name: str) -> tuple[int, float, str]:

@@ -1,8 +1,9 @@
 """Process kills requested with ``--kill``: ``EDGE.WORKER@ITERATION`` (a worker) or ``EDGE@ITERATION`` (an edge).
 
 Indices are 0-based like every index in a config (``1.2`` is worker 2 of edge 1); iterations count from 1.
-A kill terminates the *process* hosting that node during that iteration of every scheme, so every node
-that process hosts is lost for the iteration (see :mod:`hgc.emulation.cluster`).
+A kill terminates the *process* hosting that node (SIGKILL) at the start of that iteration of every
+scheme, before the master sends the parameters, so every node that process hosts is lost for the whole
+iteration (see :mod:`hgc.emulation.cluster`); the process is restored before the next iteration.
 """
 
 from __future__ import annotations

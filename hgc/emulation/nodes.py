@@ -93,13 +93,21 @@ async def release(token: str) -> None:
         relay.stop()
 
 
-def terminate_process(delay: float = 0.05) -> int:
+def terminate_process(delay: float = 0.01) -> int:
     """Kill this process with SIGKILL ``delay`` seconds from now (after answering); returns its pid."""
     pid = os.getpid()
     timer = threading.Timer(delay, os.kill, (pid, signal.SIGKILL))
     timer.daemon = True
     timer.start()
     return pid
+
+
+def ignore_interrupts() -> int:
+    """Ignore SIGINT in this process (run on its main thread by ``Client.run``): a Ctrl-C in the terminal
+    reaches every process of a local cluster, and only the master should act on it (it writes what
+    finished and closes the cluster, which ends these processes)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return os.getpid()
 
 
 def warm_up() -> int:
@@ -294,7 +302,10 @@ class EdgeNode:
                            time.time())
 
     async def _call(self, j: int, W: np.ndarray, delay: float, token: str) -> WorkerMessage | None:
-        """Worker ``j``'s message, or ``None`` if it cannot answer (its process is gone)."""
+        """Worker ``j``'s message, or ``None`` if it cannot answer (its process is gone; a NaN delay says
+        the master knows it is gone, and it is not contacted)."""
+        if math.isnan(delay):
+            return None
         try:
             return await self.workers[j].compute(W, delay, token)
         except Exception:  # noqa: BLE001 - any failure to answer is a lost worker

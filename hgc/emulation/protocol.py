@@ -8,11 +8,10 @@ runs one iteration from the master (this process):
 1. call every participating edge with the current parameters and the drawn delays of the edge and of
    its workers (decoding edges: once; relaying edges: once per message they will forward); the edges
    call their workers;
-2. kill the processes ``--kill`` names for this iteration;
-3. take the edges' answers as they arrive until the scheme can decode (the first ``master_wait`` usable
+2. take the edges' answers as they arrive until the scheme can decode (the first ``master_wait`` usable
    ones), every call has ended without enough of them (``lost``: processes died), or the deadline
    passes (``timeout``: silent failures);
-4. decode, stop the clock; release the iteration on every process, which ends every wait still running.
+3. decode, stop the clock; release the iteration on every process, which ends every wait still running.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ import math
 import queue
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
@@ -49,8 +48,7 @@ class IterationOutcome:
     (scheduling); ``collect``: mean seconds from a used worker's finish until its message was on the edge
     that used it (notification + transfer); ``deliver``: seconds from the last used arrival leaving its
     edge until the master had decoded (notification + transfer + decoding). ``overruns``: used workers
-    whose compute took longer than their drawn delay. NaN where nothing was used. ``killed_pids``: the
-    process id each killed host had.
+    whose compute took longer than their drawn delay. NaN where nothing was used.
     """
 
     time: float
@@ -63,7 +61,6 @@ class IterationOutcome:
     deliver: float = math.nan
     compute: float = math.nan
     overruns: int = 0
-    killed_pids: dict[str, int | None] = field(default_factory=dict)
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -169,15 +166,24 @@ class SchemeSession:
 
     # ------------------------------------------------------------------------------------------
     def iterate(self, W: np.ndarray, worker_delay: np.ndarray, edge_delay: np.ndarray, per_vector: np.ndarray,
-                deadline: float, kill_hosts: Sequence[str] = ()) -> IterationOutcome:
+                deadline: float, down: frozenset[Node] = frozenset()) -> IterationOutcome:
         """One iteration with parameters ``W`` and the given delays (seconds, see
-        :class:`~hgc.emulation.plan.ScheduledDelays`); gives up ``deadline`` seconds after the start."""
+        :class:`~hgc.emulation.plan.ScheduledDelays`); gives up ``deadline`` seconds after the start.
+
+        ``down`` are nodes whose processes are known to be dead (killed and seen gone by the scheduler):
+        they are not contacted, as peers with a failure detector would not (Dask keeps retrying a
+        connection to a dead address for its whole connect timeout).
+        """
         plan, cluster = self.plan, self.cluster
         token = uuid.uuid4().hex
         start_wall, start = time.time(), time.perf_counter()
         calls: dict[Any, Any] = {}
+        unreachable = 0
         for j, role in enumerate(plan.edges):
-            delays = [float(worker_delay[r]) for r in role.rows]
+            delays = [math.nan if self.worker_nodes[r] in down else float(worker_delay[r]) for r in role.rows]
+            if self.edge_nodes[j] in down:
+                unreachable += len(role.rows) if role.relay else 1
+                continue
             if role.relay:
                 for k in range(len(role.rows)):
                     calls[(j, k)] = self.edges[j].forward(W, delays, float(per_vector[j]), float(edge_delay[j]),
@@ -185,17 +191,16 @@ class SchemeSession:
             else:
                 calls[j] = self.edges[j].aggregate(W, delays, role.wait_for, float(edge_delay[j]), token)
         inbox = _Inbox(cluster.client.loop, calls)
-        killed_pids = {host: cluster.kill(host) for host in kill_hosts}
 
         arrivals: list[tuple[int, Any]] = []
-        ended, status = 0, STATUS_OK
+        ended, status = unreachable, STATUS_OK
         try:
             while len(arrivals) < plan.master_wait:
                 remaining = deadline - (time.perf_counter() - start)
                 if remaining <= 0:
                     status = STATUS_TIMEOUT
                     break
-                if len(arrivals) + len(calls) - ended < plan.master_wait:
+                if len(arrivals) + len(calls) + unreachable - ended < plan.master_wait:
                     status = STATUS_LOST
                     break
                 try:
@@ -225,7 +230,7 @@ class SchemeSession:
             cluster.release(token)
             inbox.close()
         outcome = IterationOutcome(elapsed, status, gradient, np.zeros(plan.n_workers, bool),
-                                   np.zeros(len(plan.edges), bool), killed_pids=killed_pids)
+                                   np.zeros(len(plan.edges), bool))
         if status == STATUS_OK:
             self._account(outcome, arrivals[:plan.master_wait], worker_delay, start_wall, decoded_wall)
         return outcome

@@ -37,7 +37,7 @@ import pandas as pd
 
 from hgc.codes import GradientCode, build_code
 from hgc.config import ExperimentConfig
-from hgc.emulation.cluster import EmulationCluster
+from hgc.emulation.cluster import RESTART_TIMEOUT, EmulationCluster
 from hgc.emulation.faults import Kill
 from hgc.emulation.plan import ProtocolPlan, ScheduledDelays, protocol_plan, scheduled_delays
 from hgc.emulation.protocol import STATUS_OK, IterationOutcome, SchemeSession
@@ -143,13 +143,15 @@ def prepare_runs(config: ExperimentConfig, data: Dataset, iterations: int, time_
 def emulate(config: ExperimentConfig, *, iterations: int | None = None, seed: int | None = None,
             time_scale: float = 1.0, scheduler: str | None = None, processes: int | None = None,
             kills: Sequence[Kill] = (), deadline_slack: float = DEADLINE_SLACK,
+            restart_timeout: float = RESTART_TIMEOUT,
             progress: Callable[[Iterable[int], str], Iterable[int]] | None = None) -> EmulationResult:
     """Emulate every scheme of ``config`` on a Dask cluster (see the module docstring).
 
     ``time_scale`` multiplies every drawn delay (seconds); ``scheduler`` is an existing scheduler's
     address, else a local cluster of ``processes`` worker processes is started (default: see
     :func:`~hgc.emulation.cluster.default_processes`; one per node when there are ``kills``); ``kills`` are
-    the process kills to inject; ``progress`` wraps each scheme's iterations (e.g. a tqdm bar). Ctrl-C stops
+    the process kills to inject, and a killed process's nodes move to another process if it is not back
+    within ``restart_timeout`` seconds; ``progress`` wraps each scheme's iterations (e.g. a tqdm bar). Ctrl-C stops
     the run and returns the finished iterations, flagged ``interrupted``.
     """
     started = time.perf_counter()
@@ -181,7 +183,7 @@ def emulate(config: ExperimentConfig, *, iterations: int | None = None, seed: in
                 if K not in partitioned:
                     partitioned[K] = PartitionedData.build(data.X_train, K)
                 _run_scheme(run, cluster, data, model, config.train.learning_rate, partitioned[K], kills_at, events,
-                            progress)
+                            progress, restart_timeout)
     except KeyboardInterrupt:
         interrupted = True
     finished = [run for run in runs if run.rows]
@@ -203,9 +205,10 @@ def emulate(config: ExperimentConfig, *, iterations: int | None = None, seed: in
 
 def _run_scheme(run: SchemeRun, cluster: EmulationCluster, data: Dataset, model: LinearModel, learning_rate: float,
                 partitioned: PartitionedData, kills_at: dict[int, list[Kill]], events: list[dict],
-                progress: Callable[[Iterable[int], str], Iterable[int]] | None) -> None:
+                progress: Callable[[Iterable[int], str], Iterable[int]] | None, restart_timeout: float) -> None:
     """Place one scheme's data, warm up, and run its iterations, appending to ``run.rows`` as they finish."""
     clock = time.perf_counter()
+    cluster.reassign(restart_timeout)
     session = SchemeSession(cluster, run.plan, data.X_train, data.y_train, partitioned.sizes,
                             run.code.membership, model)
     run.placement_seconds = time.perf_counter() - clock
@@ -224,8 +227,10 @@ def _run_scheme(run: SchemeRun, cluster: EmulationCluster, data: Dataset, model:
             kills = kills_at.get(t + 1, [])
             hosts = sorted({cluster.placement[k.node] for k in kills})
             lost = {host: cluster.nodes_on(host) for host in hosts}
+            pids = {host: cluster.kill(host) for host in hosts}   # before the iteration: lost for all of it
+            down = frozenset(node for nodes in lost.values() for node in nodes)
             outcome = session.iterate(W, run.delays.worker[t], run.delays.edge[t], run.delays.per_vector,
-                                      float(run.deadline[t]), kill_hosts=hosts)
+                                      float(run.deadline[t]), down)
             R = model.residual(scores, y)
             status, error = outcome.status, math.nan
             if outcome.status == STATUS_OK:
@@ -242,11 +247,11 @@ def _run_scheme(run: SchemeRun, cluster: EmulationCluster, data: Dataset, model:
             run.rows.append(history_row(run, t, outcome, status, error, model.loss(scores, y, W),
                                         model.accuracy(test_scores, data.y_test), killed))
             for host, nodes in lost.items():
-                target, seconds = cluster.restore(host)
+                target, seconds = cluster.restore(host, restart_timeout)
                 session.place(set(nodes))
                 events.append({"scheme": run.label, "iteration": t + 1,
                                "kill": [k.text for k in kills if k.node in nodes], "process": host,
-                               "pid": outcome.killed_pids.get(host),
+                               "pid": pids[host],
                                "nodes_lost": [n.label for n in nodes], "restored_on": target,
                                "restore_seconds": round(seconds, 3)})
         run.complete = True
