@@ -264,3 +264,14 @@ def test_no_worker_process_outlives_a_killed_parent(tmp_path):
         for child in psutil.Process().children(recursive=True):
             if child.pid == process.pid:
                 child.kill()
+
+
+def test_plot_of_a_results_directory(library_run, tmp_path):
+    from hgc.emulation.plot import FIGURE_NAME, plot_emulation_directory
+    from hgc.output import write_csv
+
+    assert plot_emulation_directory(tmp_path) == []                       # nothing to draw
+    write_csv(library_run.history, tmp_path / "emulate.csv")
+    write_csv(library_run.summary, tmp_path / "emulate_summary.csv")
+    (figure,) = plot_emulation_directory(tmp_path)
+    assert figure == tmp_path / FIGURE_NAME and figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -31,9 +31,10 @@ MALLOC_ENVIRON = {"MALLOC_TRIM_THRESHOLD_": 64 * 2**20, "MALLOC_MMAP_THRESHOLD_"
 
 Dask's default ``MALLOC_TRIM_THRESHOLD_=65536`` returns freed memory to the OS at once and, because
 setting it fixes glibc's otherwise adaptive mmap threshold at 128 KiB, every array above that size is
-a fresh ``mmap``: each iteration's temporaries page-fault again (about 940 minor faults per gradient
-of a 20 000 × 200 softmax problem). Keeping up to 64 MiB and serving blocks up to 32 MiB from the heap
-removes those faults (0 per gradient) at the price of holding that much freed memory per process."""
+a fresh ``mmap``: each iteration's temporaries page-fault again (over 1000 minor faults per gradient of
+a 20 000 × 200 softmax problem, ``benchmarks/emulate_malloc.py``). Keeping up to 64 MiB and serving
+blocks up to 32 MiB from the heap removes those faults (0 per gradient) at the price of holding that
+much freed memory per process."""
 
 DASK_CONFIG = {
     "distributed.worker.profile.enabled": False,          # no 10 ms stack sampling in every process
