@@ -102,7 +102,7 @@ def emulate(config: Path, iterations: int | None, time_scale: float, executor: s
                   "workers": [list(w) for w in run.strategy.workers], "s": run.strategy.s, "s_e": run.strategy.s_e,
                   "s_w": run.strategy.s_w, "load": run.strategy.load, "partitions": run.code.n_partitions,
                   "construction": run.code.construction, "note": run.resolved.note,
-                  "placement_seconds": round(run.placement_seconds, 3),
+                  "placement_seconds": round(run.placement_seconds, 3), "data_bytes": run.data_bytes,
                   "warm_up_seconds": round(run.warm_up_seconds, 3), "complete": run.complete}
                  for run in result.runs],
     ), out_dir / "metadata.json")

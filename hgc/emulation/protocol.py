@@ -16,6 +16,7 @@ runs one iteration from the master (this process):
 
 from __future__ import annotations
 
+import asyncio
 import math
 import queue
 import time
@@ -32,7 +33,7 @@ from hgc.emulation.plan import ProtocolPlan
 from hgc.training.models import LinearModel
 
 STATUS_OK = "ok"
-STATUS_LOST = "lost"          # every awaited task ended (processes died) without enough messages
+STATUS_LOST = "lost"          # every awaited call ended (processes died) without enough messages
 STATUS_TIMEOUT = "timeout"    # the deadline passed (silent failures)
 STATUS_REFUSED = "refused"    # the decoder refused the arrived set (never for a correct code)
 
@@ -41,14 +42,14 @@ STATUS_REFUSED = "refused"    # the decoder refused the arrived set (never for a
 class IterationOutcome:
     """What the master saw in one iteration.
 
-    ``time``: seconds from the first submission to the decoded gradient (or to giving up).
+    ``time``: seconds from the master's first call to the decoded gradient (or to giving up).
     ``gradient``: the decoded sum of partial gradients ``(d, c)``, ``None`` unless ``status == "ok"``.
     ``workers_used`` ``(plan rows,)`` / ``edges_used`` ``(plan edges,)``: whose messages the master's
-    result combines. ``dispatch``: mean seconds from the start to the used workers' task starts
-    (scheduling); ``collect``: mean seconds from a used worker's finish until its message was on the edge
-    that used it (notification + transfer); ``deliver``: seconds from the last used arrival leaving its
-    edge until the master had decoded (notification + transfer + decoding). ``overruns``: used workers
-    whose compute took longer than their drawn delay. NaN where nothing was used.
+    result combines. ``dispatch``: mean seconds from the start until the used workers began computing
+    (master → edge → worker); ``collect``: mean seconds from a used worker's message leaving it until the
+    edge that used it had it; ``deliver``: seconds from the last used answer leaving its edge until the
+    master had decoded. ``compute``: mean compute seconds of the used workers; ``overruns``: how many of
+    them computed longer than their drawn delay. NaN where nothing was used.
     """
 
     time: float
@@ -78,8 +79,6 @@ class _Inbox:
         loop.add_callback(self._start, calls)
 
     async def _start(self, calls: dict[Any, Any]) -> None:
-        import asyncio
-
         self._tasks = [asyncio.ensure_future(self._wait(label, call)) for label, call in calls.items()]
 
     async def _wait(self, label: Any, call: Any) -> None:

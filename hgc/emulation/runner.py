@@ -16,7 +16,7 @@ config and seed (its own Monte Carlo draws, times the time scale).
 initial parameters, not recorded: it opens connections and fills caches, so iteration 1 measures the
 protocol rather than start-up.
 
-**Undecodable iterations.** The master gives up when every task it waits for has ended without
+**Undecodable iterations.** The master gives up when every call it waits for has ended without
 enough messages (``lost``: processes were killed) or at its deadline (``timeout``: nodes failed silently,
 as ``timing.failures`` says); the deadline is :data:`DEADLINE_FACTOR` times the scaled time at which it would
 have heard from every participating node had none failed, plus :data:`DEADLINE_SLACK` seconds. Such an
@@ -77,6 +77,7 @@ class SchemeRun:
     rows: list[dict] = field(default_factory=list)
     warm_up_seconds: float = math.nan
     placement_seconds: float = math.nan
+    data_bytes: int = 0            # training rows placed on the worker processes
     complete: bool = False
 
     @property
@@ -149,10 +150,10 @@ def emulate(config: ExperimentConfig, *, iterations: int | None = None, seed: in
 
     ``time_scale`` multiplies every drawn delay (seconds); ``scheduler`` is an existing scheduler's
     address, else a local cluster of ``processes`` worker processes is started (default: see
-    :func:`~hgc.emulation.cluster.default_processes`; one per node when there are ``kills``); ``kills`` are
+    :func:`~hgc.emulation.cluster.default_processes`; one per node and a spare when there are ``kills``); ``kills`` are
     the process kills to inject, and a killed process's nodes move to another process if it is not back
-    within ``restart_timeout`` seconds; ``progress`` wraps each scheme's iterations (e.g. a tqdm bar). Ctrl-C stops
-    the run and returns the finished iterations, flagged ``interrupted``.
+    within ``restart_timeout`` seconds; ``progress`` wraps each scheme's iterations (e.g. a tqdm bar).
+    Ctrl-C stops the run and returns the finished iterations, flagged ``interrupted``.
     """
     started = time.perf_counter()
     load_before = _load_average()
@@ -212,6 +213,7 @@ def _run_scheme(run: SchemeRun, cluster: EmulationCluster, data: Dataset, model:
     session = SchemeSession(cluster, run.plan, data.X_train, data.y_train, partitioned.sizes,
                             run.code.membership, model)
     run.placement_seconds = time.perf_counter() - clock
+    run.data_bytes = session.data_bytes
     try:
         W = model.init()
         clock = time.perf_counter()
