@@ -49,9 +49,10 @@ def emulate(config: Path, iterations: int | None, time_scale: float, executor: s
     """Run coded gradient descent for every scheme of CONFIG on a Dask cluster; write emulate.csv and
     emulate_summary.csv (measured against the simulator's prediction) and emulate.png.
 
-    Every worker and edge is a task on a cluster process: workers compute their coded messages on their
-    own data and are held to the delays the timing model draws; edges wait for their fastest workers and
-    decode; this process is the master, decodes from the first edges and checks the exact gradient.
+    Every worker and edge is a Dask actor on a cluster process, messages go directly between processes:
+    workers compute their coded messages on their own data and are held to the delays the timing model
+    draws; edges wait for their fastest workers and decode; this process is the master, decodes from the
+    first edges and checks the exact gradient. See docs/emulate.md.
     """
     from hgc.emulation.cluster import check_address
     from hgc.emulation.faults import parse_kills
