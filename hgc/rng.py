@@ -24,6 +24,7 @@ class Stream(IntEnum):
     TRAIN_DELAYS = 5    # delays sampled during `hgc train`
     OPTIMIZE = 6        # Monte Carlo checks run by `hgc optimize`
     SWEEP = 7           # per-point seeds of a sweep
+    EMULATE = 8         # node delays injected by `hgc emulate` (one draw per node per iteration)
 
 
 def seed_sequence(seed: int, *key: int) -> np.random.SeedSequence:

@@ -17,7 +17,7 @@ import click
 
 from hgc import __version__
 
-COMMANDS = ("simulate", "optimize", "sweep", "train", "verify", "plot")
+COMMANDS = ("simulate", "optimize", "sweep", "train", "verify", "emulate", "plot")
 """Sub-commands, in the order ``hgc --help`` lists them; each is the function of that name in
 ``hgc.cli.<name>``."""
 
