@@ -67,6 +67,9 @@ MAX_TRAIN_WORK = 10**13
 """Most ``iterations × schemes × rows × features × classes`` multiply-adds of ``hgc train``."""
 MAX_SWEEP_POINTS = 10_000
 """Most points in one sweep (each is validated before anything runs)."""
+MAX_EMULATED_NODES = 1_000
+"""Most workers and edges ``hgc emulate`` runs as live objects on a Dask cluster (each an actor with its
+share of the data; with ``--kill`` a local cluster starts one process per node)."""
 
 _BYTES_PER_DELAY = 8
 _CHUNK_COPIES_PER_WORKER = 5     # per-chunk arrays over workers: compute, fixed, arrivals, temporaries
@@ -297,13 +300,20 @@ def check_sweep_points(count: int, *, allow_large: bool = False) -> None:
 def check_run(config: ExperimentConfig, verb: str, *, trials: int | None = None, iterations: int | None = None,
               max_patterns: int | None = None, allow_large: bool = False) -> None:
     """The estimated limits of running ``verb`` (``simulate``, ``optimize``, ``sweep``, ``train``,
-    ``verify``) on ``config``; ``trials``/``iterations``/``max_patterns`` are the CLI overrides."""
+    ``verify``, ``emulate``) on ``config``; ``trials``/``iterations``/``max_patterns`` are the CLI overrides."""
     if verb in ("simulate", "optimize", "sweep"):
         n_trials = int(trials if trials is not None else config.trials)
         check_monte_carlo(config.topology, n_trials, key="--trials" if trials is not None else "trials",
                           allow_large=allow_large)
     elif verb == "train":
         check_training(config, iterations, allow_large=allow_large)
+    elif verb == "emulate":   # trains for real (and predicts with the Monte Carlo of `hgc simulate`)
+        check_training(config, iterations, allow_large=allow_large)
+        check_monte_carlo(config.topology, config.trials, allow_large=allow_large)
+        nodes = config.topology.n_workers + config.topology.n_edges
+        if nodes > MAX_EMULATED_NODES:
+            _exceeds(f"{nodes} nodes to emulate, above the limit of {MAX_EMULATED_NODES} live nodes", "topology",
+                     allow_large)
     elif verb == "verify":
         from hgc.verify import DEFAULT_PATTERNS  # noqa: PLC0415
 

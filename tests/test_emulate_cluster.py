@@ -47,10 +47,30 @@ RAW = {
 }
 
 
+# every kind of protocol, with exact gradients: uncoded, relaying with and without shorter messages, two
+# layers with per-edge tolerances and shorter messages, unbalanced shares, and the heterogeneity-aware choice
+RICH = {**copy.deepcopy(RAW),
+        "topology": {"edges": 2, "workers": 3},
+        "timing": {"worker": {"compute": {"dist": "shifted_exponential", "shift": 1.0, "rate": 2.0},
+                              "per_vector": 0.02},
+                   "edge": {"uplink": {"dist": "exponential", "mean": 0.1}, "per_vector": 0.05},
+                   "overrides": [{"edges": [1], "workers": [0, 1], "worker": {"speed": 0.4}}]},
+        "schemes": ["uncoded", {"scheme": "flat_gc", "s": 1}, {"scheme": "flat_gc", "s": 1, "reduction": 2},
+                    {"scheme": "hgc", "s_e": 1, "s_w": 0}, {"scheme": "hgc", "s_e": 0, "s_w": 1},
+                    {"scheme": "hgc", "s_e": 0, "s_w": [1, 0], "reduction_w": 2},
+                    {"scheme": "hgc", "s_e": 0, "s_w": 1, "allocation": "speed"}, "hgc_hetero"],
+        # unbalanced shares are exact on a grid of 840 partitions: at least one training row each
+        "train": {**RAW["train"], "samples": 1100}}
+
+
 def small_config(**changes):
     raw = copy.deepcopy(RAW)
     raw.update(changes)
     return config_from_mapping(raw)
+
+
+def rich_config():
+    return config_from_mapping(copy.deepcopy(RICH))
 
 
 def write(tmp_path: Path, raw: dict) -> Path:
@@ -61,22 +81,28 @@ def write(tmp_path: Path, raw: dict) -> Path:
 
 @pytest.fixture(scope="module")
 def library_run():
-    return emulate(small_config(), time_scale=SCALE, processes=2)
+    return emulate(rich_config(), time_scale=SCALE, processes=2)
 
 
 def test_every_scheme_decodes_the_exact_gradient_and_follows_hgc_train(library_run):
     history = library_run.history
-    assert list(history["label"].unique()) == ["uncoded", "flat_gc(s=1)", "hgc(s_e=1,s_w=0)", "hgc(s_e=0,s_w=1)"]
+    labels = list(history["label"].unique())
+    assert labels[:6] == ["uncoded", "flat_gc(s=1)", "flat_gc(s=1,reduction=2)", "hgc(s_e=1,s_w=0)",
+                          "hgc(s_e=0,s_w=1)", "hgc(s_e=0,s_w=[1,0],reduction_w=2)"] and len(labels) == 8
     assert history["decoded"].all() and (history["status"] == "ok").all()
     assert (history["rel_error"] <= 1e-9).all()
-    trained = train(small_config()).history
+    chunks = {run.label: run.plan.n_chunks for run in library_run.runs}
+    assert chunks["flat_gc(s=1,reduction=2)"] == 2 and chunks["hgc(s_e=0,s_w=[1,0],reduction_w=2)"] == 2
+    unbalanced = [run for run in library_run.runs if run.strategy.worker_loads is not None]
+    assert len(unbalanced) >= 1                                          # allocation: speed (and maybe hetero)
+    trained = train(rich_config()).history
     for label, rows in history.groupby("label"):
         expected = trained[(trained["label"] == label) & (trained["iteration"] >= 1)]["loss"].to_numpy()
         np.testing.assert_allclose(rows["loss"].to_numpy(), expected, rtol=1e-9)
 
 
 def test_predictions_are_the_simulator_on_the_same_draws_and_measured_times_honour_them(library_run):
-    cfg = small_config()
+    cfg = rich_config()
     sample = sample_delays(cfg.timing, stream(cfg.seed, Stream.EMULATE), 3)
     simulated = simulate(cfg).summary.set_index("label")
     for run in library_run.runs:
@@ -91,6 +117,7 @@ def test_predictions_are_the_simulator_on_the_same_draws_and_measured_times_hono
     assert (summary["ratio"] >= 0.99).all()
     np.testing.assert_allclose(summary["overhead_per_iteration"],
                                summary["measured_mean"] - summary["predicted_mean"], rtol=1e-9, atol=1e-12)
+    assert summary.loc["hgc(s_e=0,s_w=[1,0],reduction_w=2)", "s_w"] == "1;0"
 
 
 def test_stragglers_observed_match_each_schemes_tolerance(library_run):
@@ -98,8 +125,9 @@ def test_stragglers_observed_match_each_schemes_tolerance(library_run):
     assert (history.loc["uncoded", "worker_stragglers"] == 0).all()
     assert (history.loc["flat_gc(s=1)", "worker_stragglers"] == 1).all()            # N - (N - s)
     assert (history.loc["hgc(s_e=1,s_w=0)", "edge_stragglers"] == 1).all()
-    assert (history.loc["hgc(s_e=1,s_w=0)", "worker_stragglers"] == 2).all()        # the unused edge's two
+    assert (history.loc["hgc(s_e=1,s_w=0)", "worker_stragglers"] == 3).all()        # the unused edge's three
     assert (history.loc["hgc(s_e=0,s_w=1)", "worker_stragglers"] == 2).all()        # one per edge
+    assert (history.loc["hgc(s_e=0,s_w=[1,0],reduction_w=2)", "worker_stragglers"] == 1).all()
     assert library_run.cluster["processes"] == 2
 
 
@@ -138,7 +166,7 @@ def test_kills_are_tolerated_within_each_schemes_tolerance_and_the_process_comes
     assert [e["nodes_lost"] for e in events] == [["0.1"], ["e1"]] * 3
     summary = pd.read_csv(out / "emulate_summary.csv").set_index("label")
     assert summary["lost"].to_dict() == {"uncoded": 2, "flat_gc(s=1)": 1, "hgc(s_e=1,s_w=0)": 0}
-    assert (out / "emulate.png").stat().st_size > 0 and (out / "config.resolved.yaml").is_file()
+    assert (out / "config.resolved.yaml").is_file() and not (out / "emulate.png").exists()   # hgc plot draws it
 
 
 @pytest.fixture(scope="module")
@@ -175,9 +203,8 @@ def test_bad_arguments_exit_2_with_one_line(tmp_path, cli):
     cases = [(["--kill", "0.5@1"], "--kill: '0.5@1': worker 5 out of range"),
              (["--kill", "x"], "--kill: expected EDGE.WORKER@ITERATION"),
              (["--kill", "0.0@4"], "iteration 4 out of range"),
-             (["--executor", "process"], "--executor: only 'dask'"),
              (["--time-scale", "0"], "--time-scale: must be a positive finite number"),
-             (["--scheduler", "nowhere"], "--scheduler: not a Dask scheduler address"),
+             (["--scheduler", "nowhere"], "--scheduler: expected a scheduler address"),
              (["--scheduler", "tcp://127.0.0.1:8786", "--jobs", "2"], "--jobs: only applies to the local cluster")]
     for args, message in cases:
         result = cli("emulate", config, *args, "--out", tmp_path / "o")
@@ -198,7 +225,7 @@ def test_unreachable_scheduler_is_a_config_error():
         port = sock.getsockname()[1]
     with pytest.raises(Exception, match="cannot connect to the Dask scheduler") as info:
         EmulationCluster(small_config().topology, scheduler=f"tcp://127.0.0.1:{port}", timeout=2)
-    assert info.value.key == "--scheduler"
+    assert info.value.key == "scheduler"
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -207,9 +234,11 @@ def test_unreachable_scheduler_is_a_config_error():
 def start(tmp_path: Path, *args: str) -> subprocess.Popen:
     raw = copy.deepcopy(RAW)
     raw["train"]["iterations"] = 400
+    raw["schemes"] = [{"scheme": "hgc", "s_e": 0, "s_w": 1}]           # one bar of 400 iterations
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     return subprocess.Popen([sys.executable, "-m", "hgc", "emulate", str(write(tmp_path, raw)), "--time-scale", "0.05",
-                             "--jobs", "2", "--out", str(tmp_path / "out"), *args], cwd=tmp_path, env=env,
+                             "--jobs", "2", "--progress", "--out", str(tmp_path / "out"), *args], cwd=tmp_path,
+                            env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
 
 
@@ -266,12 +295,15 @@ def test_no_worker_process_outlives_a_killed_parent(tmp_path):
                 child.kill()
 
 
-def test_plot_of_a_results_directory(library_run, tmp_path):
-    from hgc.emulation.plot import FIGURE_NAME, plot_emulation_directory
-    from hgc.output import write_csv
+def test_plot_of_a_results_directory(library_run, tmp_path, cli):
+    from hgc.plotting import figures
 
-    assert plot_emulation_directory(tmp_path) == []                       # nothing to draw
-    write_csv(library_run.history, tmp_path / "emulate.csv")
-    write_csv(library_run.summary, tmp_path / "emulate_summary.csv")
-    (figure,) = plot_emulation_directory(tmp_path)
-    assert figure == tmp_path / FIGURE_NAME and figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    library_run.write(tmp_path)
+    assert set(figures(tmp_path).figures) == {"emulate.png"}
+    result = cli("plot", tmp_path)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "emulate.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    (tmp_path / "emulate_summary.csv").unlink()                          # the means come from the history
+    assert set(figures(tmp_path).figures) == {"emulate.png"}
+    meta = json.loads((tmp_path / "metadata.json").read_text())
+    assert meta["complete"] is True and len(meta["strategies"]) == 8

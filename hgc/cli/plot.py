@@ -1,4 +1,5 @@
-"""``hgc plot DIR``: PNG figures for a results directory (simulate, sweep, optimize, verify or train outputs)."""
+"""``hgc plot DIR``: PNG figures for a results directory (simulate, sweep, optimize, verify, train or emulate
+outputs)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ def plot(directory: Path, quiet: bool) -> None:
 
     simulate → effective_time.png, time_cdf.png; sweep → sweep_effective_time__<key>.png and
     sweep_speedup__<key>.png per swept key; optimize → optimize.png; verify → verify.png;
-    train → train_loss.png. Times are effective: seconds per successful iteration.
+    train → train_loss.png; emulate → emulate.png (wall clock against the prediction). Times are
+    effective: seconds per successful iteration.
     """
     from hgc.plotting import plot_directory  # noqa: PLC0415 - matplotlib only when plotting
 

@@ -6,9 +6,13 @@ of the model can absorb it:
 
 * a constant ``o`` (seconds) added to every worker's message (``timing.worker.overhead``): every worker's
   arrival moves by ``o``, and so does the iteration time, exactly, for every scheme;
-* ``b`` (seconds) added to ``timing.edge.per_vector``: a decoding edge's one vector moves by ``b``, so
-  for decoding schemes ``b`` is indistinguishable from ``o``; a relaying edge pays ``b`` once per message
-  it forwards, so relayed schemes (flat GC) tell them apart.
+* ``b`` (seconds) added to ``timing.edge.per_vector``, the edge → master link's time per full-length
+  vector (a message of ``1/ℓ`` of a vector pays ``b/ℓ``, as the model charges it): a decoding edge's one
+  vector moves by a constant, so for decoding schemes ``b`` is (nearly) indistinguishable from ``o``; a
+  relaying edge pays it once per message it forwards, so relayed schemes (flat GC) tell them apart.
+
+The worker → edge link (``timing.worker.per_vector``) is not fitted: it delays every worker's message by a
+constant per scheme, which ``o`` already absorbs.
 
 :func:`fit_platform` minimises the squared difference between the measured time and the simulator's
 time on the same draws, over the decoded iterations of all schemes: for each ``b`` on a grid the best ``o``
@@ -21,16 +25,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import yaml
 
 from hgc.config import ExperimentConfig
 from hgc.distributions import ZERO, Distribution, parse_distribution
-from hgc.emulation.runner import SchemeRun
 from hgc.simulation import CompiledStrategy, DelaySample
 from hgc.timing import TimingModel
+
+if TYPE_CHECKING:
+    from hgc.emulation.runner import SchemeRun
 
 GRID_POINTS = 41
 
@@ -61,7 +67,7 @@ def _with_per_vector(model: TimingModel, extra: float) -> TimingModel:
     return replace(model, per_vector=tuple(p + extra for p in model.per_vector))
 
 
-def fit_platform(runs: Sequence[SchemeRun], model: TimingModel, sample: DelaySample, time_scale: float) -> Calibration:
+def fit_platform(runs: Sequence["SchemeRun"], model: TimingModel, sample: DelaySample, time_scale: float) -> Calibration:
     """Least-squares ``overhead`` and ``per_vector`` (real seconds) for the decoded iterations of ``runs``
     (see the module docstring). ``sample`` must be the run's delay draws (``Stream.EMULATE``)."""
     picks, measured = [], []

@@ -35,17 +35,17 @@ def parse_kill(text: str, topology: Topology, iterations: int) -> Kill:
     """One ``--kill`` value; a malformed or out-of-range one is a :class:`ConfigError` on ``--kill``."""
     match = _SPEC.match(text)
     if match is None:
-        raise ConfigError(f"expected EDGE.WORKER@ITERATION (e.g. 1.2@3) or EDGE@ITERATION, got {text!r}", "--kill")
+        raise ConfigError(f"expected EDGE.WORKER@ITERATION (e.g. 1.2@3) or EDGE@ITERATION, got {text!r}", "kill")
     edge, worker, iteration = int(match[1]), None if match[2] is None else int(match[2]), int(match[3])
     if edge >= topology.n_edges:
         raise ConfigError(f"{text!r}: edge {edge} out of range (there are {topology.n_edges} edges, numbered from 0)",
-                          "--kill")
+                          "kill")
     if worker is not None and worker >= topology.workers[edge]:
         raise ConfigError(f"{text!r}: worker {worker} out of range (edge {edge} has {topology.workers[edge]} "
-                          "workers, numbered from 0)", "--kill")
+                          "workers, numbered from 0)", "kill")
     if not 1 <= iteration <= iterations:
         raise ConfigError(f"{text!r}: iteration {iteration} out of range (the run has iterations 1..{iterations})",
-                          "--kill")
+                          "kill")
     return Kill(iteration, Node(edge, worker))
 
 

@@ -9,8 +9,9 @@ through the Dask scheduler:
 * :meth:`EdgeNode.aggregate` (a decoding edge) sends the parameters to each of its workers, waits for
   the first ``wait_for`` messages, decodes them on its own process and, after its drawn delay, answers
   the master with its one vector;
-* :meth:`WorkerNode.compute` computes the coded message ``X_w^T diag(c) R_w`` on the worker's own
-  rows, then waits out the rest of its drawn delay, so that compute time + wait = the draw;
+* :meth:`WorkerNode.compute` computes the coded message (one chunk of the code's combination of its
+  partial gradients, :func:`coded_message`) on the worker's own rows, then waits out the rest of its
+  drawn delay, so that compute time + wait = the draw;
 * :meth:`EdgeNode.forward` (a relaying edge): the master asks for the edge's ``k``-th forwarded
   message; the first such request starts the edge's workers, and each message, as it arrives, leaves
   over the edge's link ``per_vector`` seconds after the link is free (first come, first served) and
@@ -39,7 +40,8 @@ from typing import Any
 
 import numpy as np
 
-from hgc.emulation.plan import Decoder
+from hgc.codes import chunk_length
+from hgc.emulation.plan import Decoder, combine
 from hgc.training.models import LinearModel
 
 RELEASE_MEMORY = 4096
@@ -136,8 +138,9 @@ def detach(actor: Any) -> Any:
 
 @dataclass(frozen=True)
 class WorkerData:
-    """What one worker holds for one scheme: the training rows of its partitions, their targets and, per
-    row, the encoding coefficient of the row's partition; and the model (for its residual)."""
+    """What one worker holds for one scheme: the training rows of its partitions, their targets, per row
+    the encoding coefficients ``(rows, L)`` of the row's partition (one per gradient chunk), and the model
+    (for its residual)."""
 
     X: np.ndarray
     y: np.ndarray
@@ -192,9 +195,22 @@ class RelayMessage:
 
 
 def coded_message(data: WorkerData, W: np.ndarray) -> np.ndarray:
-    """``Σ_k c_k X_k^T R_k`` over the worker's partitions ``k``: one product over all its rows."""
-    R = data.model.residual(data.X @ W, data.y)
-    return data.X.T @ (data.coefficients[:, None] * R)
+    """The worker's coded message ``Σ_{k,c} e[k, c] G_k^(c)`` over its partitions ``k`` and the code's ``L``
+    chunks ``c`` (``G_k = X_k^T R_k`` flattened, zero-padded to ``L`` chunks of ``ceil(size/L)`` numbers):
+    one matrix product over all its rows, ``(ceil(size/L),)``."""
+    R = data.model.residual(data.X @ W, data.y)                       # (rows, outputs)
+    coefficients = data.coefficients
+    L = coefficients.shape[1]
+    if L == 1:
+        return (data.X.T @ (coefficients * R)).reshape(-1)
+    rows, outputs = R.shape
+    size = data.X.shape[1] * outputs
+    weighted = (coefficients[:, :, None] * R[:, None, :]).reshape(rows, L * outputs)
+    per_chunk = (data.X.T @ weighted).reshape(-1, L, outputs).transpose(1, 0, 2).reshape(L, size)
+    c = chunk_length(size, L)                                         # H_c = Σ_k e[k, c] G_k, flattened
+    padded = np.zeros((L, L * c))
+    padded[:, :size] = per_chunk
+    return padded.reshape(L, L, c)[np.arange(L), np.arange(L)].sum(axis=0)   # Σ_c chunk c of H_c
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -296,7 +312,8 @@ class EdgeNode:
         mask = np.zeros(len(self.workers), dtype=bool)
         mask[[j for j, _ in chosen]] = True
         weights = self.decoder.weights(mask) if self.decoder is not None else None
-        vector = None if weights is None else sum(weights[j] * m.vector for j, m in chosen)
+        used = [j for j, _ in chosen]
+        vector = None if weights is None else combine(weights[:, used], np.stack([m.vector for _, m in chosen]))
         await pause(token, delay - (time.perf_counter() - clock))
         return EdgeMessage(vector, tuple(j for j, _ in chosen), tuple(m.timing for _, m in chosen), collected,
                            time.time())

@@ -29,7 +29,7 @@ import numpy as np
 from hgc.emulation import nodes as node_tasks
 from hgc.emulation.cluster import EmulationCluster, Node
 from hgc.emulation.nodes import EdgeMessage, EdgeNode, RelayMessage, WorkerData, WorkerNode
-from hgc.emulation.plan import ProtocolPlan
+from hgc.emulation.plan import ProtocolPlan, combine
 from hgc.training.models import LinearModel
 
 STATUS_OK = "ok"
@@ -43,7 +43,8 @@ class IterationOutcome:
     """What the master saw in one iteration.
 
     ``time``: seconds from the master's first call to the decoded gradient (or to giving up).
-    ``gradient``: the decoded sum of partial gradients ``(d, c)``, ``None`` unless ``status == "ok"``.
+    ``gradient``: the decoded sum of partial gradients, flat (the code's ``L`` chunks end to end, padding
+    included), ``None`` unless ``status == "ok"``.
     ``workers_used`` ``(plan rows,)`` / ``edges_used`` ``(plan edges,)``: whose messages the master's
     result combines. ``dispatch``: mean seconds from the start until the used workers began computing
     (master → edge → worker); ``collect``: mean seconds from a used worker's message leaving it until the
@@ -100,21 +101,29 @@ class _Inbox:
         self._loop.add_callback(cancel)
 
 
+def worker_data(plan: ProtocolPlan, X: np.ndarray, y: np.ndarray, partition_sizes: np.ndarray,
+                model: LinearModel) -> list[WorkerData]:
+    """What every worker row of ``plan`` holds: the rows of its partitions (``partition_sizes`` rows each, in
+    order, contiguous in ``X``) and, per row, the encoding coefficients of its partition for every chunk."""
+    starts = np.concatenate([[0], np.cumsum(partition_sizes)]).astype(np.intp)
+    out = []
+    for row in range(plan.n_workers):
+        held = np.flatnonzero(plan.membership[row])
+        rows = (np.concatenate([np.arange(starts[k], starts[k + 1]) for k in held]) if held.size
+                else np.zeros(0, dtype=np.intp))
+        coefficients = np.repeat(plan.encoding[row, held, :], partition_sizes[held], axis=0)   # (rows, L)
+        out.append(WorkerData(np.ascontiguousarray(X[rows]), y[rows], coefficients, model))
+    return out
+
+
 class SchemeSession:
     """One scheme's plan with its nodes placed on the cluster (see the module docstring)."""
 
     def __init__(self, cluster: EmulationCluster, plan: ProtocolPlan, X: np.ndarray, y: np.ndarray,
-                 partition_sizes: np.ndarray, membership: np.ndarray, model: LinearModel):
+                 partition_sizes: np.ndarray, model: LinearModel):
         self.cluster = cluster
         self.plan = plan
-        starts = np.concatenate([[0], np.cumsum(partition_sizes)]).astype(np.intp)
-        self._data: list[WorkerData] = []
-        for row in range(plan.n_workers):
-            held = np.flatnonzero(membership[row])
-            rows = np.concatenate([np.arange(starts[k], starts[k + 1]) for k in held]) if held.size else \
-                np.zeros(0, dtype=np.intp)
-            coefficients = np.repeat(plan.encoding[row, held], partition_sizes[held])
-            self._data.append(WorkerData(np.ascontiguousarray(X[rows]), y[rows], coefficients, model))
+        self._data = worker_data(plan, X, y, partition_sizes, model)
         self.worker_nodes = [Node(e, p) for e, p in plan.worker_nodes()]
         self.edge_nodes = [Node(role.edge) for role in plan.edges]
         self._keep: dict[Node, list[Any]] = {}      # futures that keep each node's data and actor alive
@@ -222,7 +231,8 @@ class SchemeSession:
                 if weights is None:
                     status = STATUS_REFUSED
                 else:
-                    gradient = sum(weights[i] * answer.vector for i, answer in chosen)
+                    used = [i for i, _ in chosen]
+                    gradient = combine(weights[:, used], np.stack([answer.vector for _, answer in chosen]))
             elapsed = time.perf_counter() - start
             decoded_wall = time.time()
         finally:

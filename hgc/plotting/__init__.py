@@ -18,7 +18,9 @@ without writing them):
 * ``verify.csv`` (``hgc verify``) → ``verify.png``: worst decoding error against worst condition number κ,
   one point per code;
 * ``train.csv`` (``hgc train``) → ``train_loss.png``: training loss against simulated time with the target
-  loss and each scheme's time to reach it, and test accuracy when the task has one.
+  loss and each scheme's time to reach it, and test accuracy when the task has one;
+* ``emulate.csv`` (``hgc emulate``) → ``emulate.png``: measured iteration times against the simulator's
+  prediction on the same draws, per scheme (means, with ``emulate_summary.csv``) and per iteration.
 
 Headline numbers compare effective times (a scheme that often fails to decode is not shown as fast);
 the ``effective_time`` column of newer result files is used as written, and computed for older ones.
@@ -41,7 +43,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from hgc.errors import ConfigError
-from hgc.plotting import simulate, sweep, training, verify
+from hgc.plotting import emulate, simulate, sweep, training, verify
 from hgc.plotting import optimize as optimize_plots
 from hgc.plotting.style import Styles, param_label, save
 from hgc.plotting.sweep import swept_keys
@@ -134,9 +136,17 @@ def figures(directory: str | Path) -> PlotSet:
         out["train_loss.png"] = training.training_figure(
             history, train_summary, target=training.target_from_metadata(path("metadata.json")),
             title=f"{name}: training loss vs simulated time")
+    if path("emulate.csv").is_file():
+        history = read_table(path("emulate.csv"), required=emulate.REQUIRED, numeric=emulate.NUMERIC,
+                             what="hgc emulate")
+        emulate_summary = (read_table(path("emulate_summary.csv"), required=emulate.SUMMARY_REQUIRED,
+                                      numeric=emulate.SUMMARY_NUMERIC, what="hgc emulate")
+                           if path("emulate_summary.csv").is_file() else emulate.summary_from_history(history))
+        out["emulate.png"] = emulate.emulation_figure(
+            history, emulate_summary, title=f"{name}: emulated vs predicted iteration time (wall clock)")
     if not out:
         raise ConfigError("nothing to plot (expected summary.csv, quantiles.csv, sweep.csv, optimize.csv, "
-                          "verify.csv or train.csv)", source=directory)
+                          "verify.csv, train.csv or emulate.csv)", source=directory)
     return PlotSet(directory, out)
 
 
