@@ -16,7 +16,7 @@ from hgc.schemes.hgc import HGC_SCHEME
 
 PACKAGE = Path(__file__).resolve().parents[1] / "hgc"
 CONSUMERS = ["simulation.py", "analytic", "optimizer", "verify.py", "training", "experiment.py", "optimize.py",
-             "sweep.py"]
+             "sweep.py", "emulation"]
 
 
 def string_constants(path: Path) -> list[tuple[int, str]]:
