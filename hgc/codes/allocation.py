@@ -109,7 +109,7 @@ def _exact(value: object, key: str) -> Fraction:
     if isinstance(value, bool):
         raise ConfigError(f"must be a number, got {value!r}", key)
     if isinstance(value, (Fraction, int, np.integer)) or isinstance(value, Rational):
-        return Fraction(int(value) if isinstance(value, np.integer) else value)  # type: ignore[arg-type]
+        return Fraction(int(value) if isinstance(value, np.integer) else value)
     if isinstance(value, (float, np.floating)):
         if not np.isfinite(value):
             raise ConfigError(f"must be finite, got {value!r}", key)

@@ -523,7 +523,7 @@ def worker_load(kind: str, workers: Sequence[int], s: int | None = None, s_e: in
     workers = _check_workers(workers)
     if kind == "hgc" and not options:
         _, s_e, s_w = _tolerances(kind, workers, s, s_e, s_w)
-        return float(hgc_allocation(workers, s_e, s_w).max_load)  # type: ignore[arg-type]
+        return float(hgc_allocation(workers, s_e, s_w).max_load)
     return float(worker_loads(kind, workers, s=s, s_e=s_e, s_w=s_w, **options).max())
 
 
