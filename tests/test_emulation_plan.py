@@ -423,3 +423,27 @@ def test_relaying_edge_forwards_first_come_first_served_one_vector_at_a_time():
     first = messages[0].arrived
     for k, message in enumerate(messages):                     # the link sends one vector at a time:
         assert message.finished - first >= (k + 1) * per_vector + delay - 2e-3   # k-th leaves >= (k+1) slots
+
+
+def test_dry_run_prints_the_models_time_on_the_drawn_delays_and_writes_nothing(tmp_path, cli, monkeypatch):
+    import yaml
+
+    raw = copy.deepcopy(BASE)
+    raw["timing"].pop("failures")
+    raw["schemes"] = raw["schemes"][:3] + ["hgc_jncss"]          # equal shares: 240 rows are enough
+    path = tmp_path / "emu.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    monkeypatch.chdir(tmp_path)
+    result = cli("emulate", path, "--dry-run", "--time-scale", "0.5", "--iterations", "3", "--jobs", "3")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["emu.yaml"]            # nothing written, no results/
+    cfg = config_from_mapping(raw)
+    sample = sample_delays(cfg.timing, stream(cfg.seed, Stream.EMULATE), 3)
+    total = 0.0
+    for r in resolve_schemes(cfg):
+        times, _ = CompiledStrategy(r.strategy, cfg.timing).iteration_times(sample)
+        assert np.isfinite(times).all()
+        total += float(times.sum()) * 0.5
+        assert r.label in result.output
+    assert f"the model's time on the drawn delays is {total:.1f} s" in result.output
+    assert "4 schemes x 3 iterations on a local cluster of 3 processes" in result.output
