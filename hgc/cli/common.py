@@ -87,8 +87,9 @@ quiet_option = click.option("--quiet", is_flag=True, help="Print nothing but err
 progress_option = click.option("--progress", "force_progress", is_flag=True,
                                help="Show progress bars even when stderr is not a terminal.")
 dry_run_option = click.option("--dry-run", is_flag=True,
-                              help="Validate, print what would run (sizes, time and memory estimates) and exit "
-                                   "without computing or writing anything.")
+                              help="Validate, print what would run (schemes, sizes, output files, memory and time "
+                                   "estimates) and exit without computing or writing anything; with --quiet, "
+                                   "validate only.")
 
 
 def trials_option(help_text: str = "Override the config's number of trials.") -> Callable[[F], F]:
@@ -113,6 +114,28 @@ def output_dir(name: str, out_dir: Path | None) -> Path:
     except ConfigError as err:
         raise ConfigError(err.message, "--out" if out_dir is not None else "name") from None
     return path
+
+
+def dry_run_out_dir(name: str, out_dir: Path | None) -> Path:
+    """The output directory a run would use (see :func:`default_out_dir`), checked as :func:`output_dir`
+    checks it but without creating anything."""
+    from hgc.planning import check_output_dir  # noqa: PLC0415 - only dry runs plan
+
+    path = default_out_dir(name, out_dir)
+    try:
+        check_output_dir(path)
+    except ConfigError as err:
+        raise ConfigError(err.message, "--out" if out_dir is not None else "name") from None
+    return path
+
+
+def echo_plan(plan: Any, quiet: bool = False) -> None:
+    """``--dry-run``: print a :class:`hgc.planning.RunPlan` (unless ``quiet``), then stop as the real run
+    would: with its refusal (an estimated limit; exit status 2) or successfully."""
+    if not quiet:
+        click.echo(plan.text())
+    if plan.refusal is not None:
+        raise plan.refusal
 
 
 # ----------------------------------------------------------------------------------------------------
