@@ -4,7 +4,7 @@ closed forms and long Monte Carlo runs.
 Cases (~450 strategies): every bundled experiment config (uncoded, every admissible ``hgc(s_e, s_w)``,
 flat GC at a few tolerances where analytic), ``random_small_system(0..N-1)`` (uncoded and every admissible
 HGC), ``random_system(seed, 10, 10)`` for four compute families and seven tolerance pairs, and models whose
-iteration time has atoms (the SPEC's bimodal example, random trace-driven systems).
+iteration time has atoms (the bimodal example of docs/model.md §10.4, random trace-driven systems).
 
 For each, ``Evaluator.evaluate(strategy, rtol)`` at ``rtol = 1e-3`` and ``1e-4`` gives a value and an
 estimated error; the reference is the same strategy on grids of 16 385 and 32 769 points per level (built
@@ -12,7 +12,7 @@ independently, from a 1 025-point base; their difference is shown as the referen
 Reported: the ratio actual / estimated error (worst, quantiles, how often above 1), per group.
 
 Further checks that do not rely on the evaluator's own discretisation: closed forms (exponential order
-statistics, SPEC §7 flat GC formulas, the bimodal example, a link convolution) and, with
+statistics, the flat-GC closed forms of docs/model.md §10, the bimodal example, a link convolution) and, with
 ``--monte-carlo N``, N-trial Monte Carlo runs of every bundled config's strategies (z-scores).
 
 ``--dump FILE`` only evaluates (public API only, so it also runs on older versions of the evaluator) and

@@ -12,7 +12,7 @@
    standard error (the number of trials is computed from a pilot's coefficient of variation and then
    really run). Target: >= 100x. The Monte Carlo cost grows with the square of T's coefficient of
    variation, the evaluator's does not.
-4. Evaluator accuracy against closed forms (exponential order statistics, SPEC §7's flat-GC formulas,
+4. Evaluator accuracy against closed forms (exponential order statistics, the flat-GC closed forms of docs/model.md §10,
    the bimodal example, a hypoexponential link). Target: relative error <= 1e-3.
 
 Usage: python benchmarks/optimize_scaling.py [--systems 50] [--skip-large] [--json FILE]
@@ -159,13 +159,13 @@ def closed_forms() -> list[dict]:
     model = TimingModel.homogeneous(topo, dist(dist="shifted_exponential", shift=1.0, rate=2.0))
     for s in (0, 4, 9):
         load = (s + 1) / 10
-        cases.append((f"flat GC shifted-exp (SPEC 7), N=10, s={s}", model, strategy("flat_gc", topo, load, s=s),
+        cases.append((f"flat GC shifted-exp, N=10, s={s}", model, strategy("flat_gc", topo, load, s=s),
                       load * (1.0 + (harmonic(10) - harmonic(s)) / 2.0)))
     topo = Topology((10,))
     model = TimingModel.homogeneous(topo, Bimodal(0.1, Constant(1.0), Constant(100.0)))
     for s in (3, 4, 5):
         load = (s + 1) / 10
-        cases.append((f"flat GC bimodal (SPEC 7), s={s}", model, strategy("flat_gc", topo, load, s=s),
+        cases.append((f"flat GC bimodal, s={s}", model, strategy("flat_gc", topo, load, s=s),
                       load * (1 + 99 * stats.binom.sf(s, 10, 0.1))))
     a, b = 2.0, 5.0
     topo = Topology((1, 1))

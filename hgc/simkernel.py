@@ -131,10 +131,10 @@ def evaluate(strategies: KernelStrategies, sample: "DelaySample", finish: np.nda
     _evaluate(np.ascontiguousarray(sample.compute), compute_scale, compute_loc, sample.compute_affine is not None,
               fixed_scale, fixed_loc, sample.fixed_affine is not None,
               np.ascontiguousarray(fixed) if fixed_array else _EMPTY_2D,
-              0.0 if fixed_array else float(fixed),  # type: ignore[arg-type]
+              0.0 if fixed_array else float(fixed),
               fixed_array,
               np.ascontiguousarray(edge_delay) if delay_array else _EMPTY_2D,
-              0.0 if delay_array else float(edge_delay),  # type: ignore[arg-type]
+              0.0 if delay_array else float(edge_delay),
               delay_array,
               _EMPTY_MASK if sample.worker_failed is None else np.ascontiguousarray(sample.worker_failed),
               sample.worker_failed is not None,

@@ -90,9 +90,8 @@ class DelaySample:
         :meth:`~hgc.distributions.StandardFamily.sample` makes."""
         if self.compute_affine is None and self.fixed_affine is None:
             return self
-        return replace(self, compute=_affine(self.compute, self.compute_affine),  # type: ignore[arg-type]
-                       fixed=_affine(self.fixed, self.fixed_affine),  # type: ignore[arg-type]
-                       compute_affine=None, fixed_affine=None)
+        return replace(self, compute=np.asarray(_affine(self.compute, self.compute_affine)),
+                       fixed=_affine(self.fixed, self.fixed_affine), compute_affine=None, fixed_affine=None)
 
 
 def _affine(draws: np.ndarray | float, affine: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray | float:
@@ -219,12 +218,12 @@ class Sampler:
         workers, edges = model.topology.n_workers, model.topology.n_edges
         compute_g, overhead_g, uplink_g, process_g, edge_uplink_g = self._groups
         compute_affine = self._compute_affine if deferred else None
+        compute: np.ndarray
         if compute_affine is not None:
             compute = _draw_standard(compute_g, workers, rng, trials)
         else:
-            compute = _draw_groups(compute_g, workers, rng, trials)
-            if np.isscalar(compute):
-                compute = np.full((workers, trials), compute)
+            drawn = _draw_groups(compute_g, workers, rng, trials)
+            compute = drawn if isinstance(drawn, np.ndarray) else np.full((workers, trials), drawn)
         fixed_affine = self._fixed_affine if deferred else None
         fixed: np.ndarray | float
         if fixed_affine is not None:  # one of overhead and uplink is zero: draw the other where it comes
@@ -234,7 +233,7 @@ class Sampler:
         edge_delay = _add(_draw_groups(process_g, edges, rng, trials), _draw_groups(edge_uplink_g, edges, rng, trials))
         worker_failed = (rng.random((workers, trials)) < model.worker_failure if model.worker_failure > 0 else None)
         edge_failed = (rng.random((edges, trials)) < model.edge_failure if model.edge_failure > 0 else None)
-        return DelaySample(trials, compute, fixed, edge_delay, worker_failed, edge_failed,  # type: ignore[arg-type]
+        return DelaySample(trials, compute, fixed, edge_delay, worker_failed, edge_failed,
                            compute_affine, fixed_affine)
 
 
@@ -392,7 +391,7 @@ class CompiledStrategy:
             failed = sample.worker_failed
         else:
             times = load * sample.compute[self.worker_index]
-            fixed = sample.fixed if np.isscalar(sample.fixed) else sample.fixed[self.worker_index]
+            fixed = sample.fixed[self.worker_index] if isinstance(sample.fixed, np.ndarray) else sample.fixed
             failed = None if sample.worker_failed is None else sample.worker_failed[self.worker_index]
         if not (np.isscalar(fixed) and fixed == 0.0):
             times += fixed
@@ -412,9 +411,10 @@ class CompiledStrategy:
         return padded
 
     def _edge_delay(self, sample: DelaySample) -> np.ndarray | float:
-        if np.isscalar(sample.edge_delay):
-            return sample.edge_delay
-        return sample.edge_delay if self.all_edges else sample.edge_delay[self.edge_index]
+        delay = sample.edge_delay
+        if not isinstance(delay, np.ndarray) or self.all_edges:
+            return delay
+        return delay[self.edge_index]
 
     def _edge_failed(self, sample: DelaySample) -> np.ndarray | None:
         if sample.edge_failed is None:
@@ -424,7 +424,7 @@ class CompiledStrategy:
     def _edge_send_times(self, workers: np.ndarray) -> np.ndarray:
         """When each decoding edge has heard from enough workers, ``(edges, trials)``."""
         grouped = self._by_edge(workers, -np.inf)
-        if np.isscalar(self.edge_rank):
+        if not isinstance(self.edge_rank, np.ndarray):
             return kth_largest(grouped, int(self.edge_rank), axis=1)
         out = np.empty((grouped.shape[0], grouped.shape[2]))
         for rank in np.unique(self.edge_rank):
@@ -439,7 +439,7 @@ class CompiledStrategy:
         if self.relay:
             arrivals = self._relay_arrivals(self._by_edge(workers, np.inf), edge_delay)
         else:
-            arrivals = _add(self._edge_send_times(workers) + self.beta, edge_delay)
+            arrivals = np.asarray(_add(self._edge_send_times(workers) + self.beta, edge_delay))
         return self._drop_failed_edges(sample, arrivals)
 
     def _drop_failed_edges(self, sample: DelaySample, arrivals: np.ndarray) -> np.ndarray:
@@ -507,11 +507,10 @@ class CompiledStrategy:
                 np.maximum(current, departure, out=current)
                 current += self.beta
                 departure = current
-        if np.isscalar(edge_delay):
-            if edge_delay != 0.0:
-                arrivals += edge_delay
-        else:
+        if isinstance(edge_delay, np.ndarray):
             arrivals += edge_delay[:, None, :]
+        elif edge_delay != 0.0:
+            arrivals += edge_delay
         return arrivals
 
 
@@ -647,7 +646,7 @@ class ChunkSizes(Sequence[int]):
     def __len__(self) -> int:
         return self.full + (1 if self.rest else 0)
 
-    def __getitem__(self, index):  # type: ignore[no-untyped-def, override]
+    def __getitem__(self, index):
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]
         if index < 0:
@@ -970,8 +969,8 @@ def _run_on_executor(executor: Any, job: Callable[..., BlockJob], sizes: ChunkSi
     count = max(1, min(len(sizes), wanted))
     bounds = np.linspace(0, len(sizes), count + 1).round().astype(int)
     jobs = [job(int(a), int(b - a)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
-    job_trials = [sizes.total(j.first, j.count) for j in jobs]
-    ticks = iter(progress(job_trials) if progress is not None else job_trials)
+    trials_per_job = [sizes.total(j.first, j.count) for j in jobs]
+    ticks = iter(progress(trials_per_job) if progress is not None else trials_per_job)
     finished: dict[int, BlockResults] = {}
     order = [j.first for j in jobs]
     merged = 0

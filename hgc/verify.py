@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping
 import numpy as np
 import pandas as pd
 
-from hgc.codes import DEFAULT_RTOL, GradientCode, HierarchicalCode, straggler_patterns
+from hgc.codes import DEFAULT_RTOL, FlatCode, GradientCode, HierarchicalCode, straggler_patterns
 from hgc.errors import ConfigError, Interrupted
 from hgc.interrupts import pool_worker_init
 from hgc.output import integer_columns, run_metadata, write_csv, write_json, write_yaml
@@ -79,8 +79,9 @@ def pattern_count(code: GradientCode) -> int:
     Flat: ``C(N, s)``. HGC: ``Σ_{|E| = s_e} Π_{i ∉ E} C(m_i, s_w[i])`` (elementary symmetric polynomial,
     computed exactly by dynamic programming).
     """
-    if not isinstance(code, HierarchicalCode):
+    if isinstance(code, FlatCode):
         return comb(code.n_workers, code.s)
+    assert isinstance(code, HierarchicalCode), type(code)
     keep = code.n_edges - code.s_e
     e = [1] + [0] * keep                       # e[j] = sum over j-subsets of survivors of Π C(m_i, s_w[i])
     for m, s_w in zip(code.workers, code.worker_tolerances):
@@ -126,7 +127,7 @@ def _hgc_sampled(code: HierarchicalCode, count: int, rng: np.random.Generator) -
         yield wm, em
 
 
-def _flat_patterns(code: GradientCode, limit: int, rng: np.random.Generator) -> Iterator[tuple[np.ndarray, None]]:
+def _flat_patterns(code: FlatCode, limit: int, rng: np.random.Generator) -> Iterator[tuple[np.ndarray, None]]:
     exhaustive = comb(code.n_workers, code.s) <= limit
     if exhaustive:
         masks, _ = straggler_patterns(code.n_workers, code.s, None, limit)
@@ -161,6 +162,7 @@ def patterns(code: GradientCode, max_patterns: int, rng: np.random.Generator
     if isinstance(code, HierarchicalCode):
         blocks = _hgc_exhaustive(code) if exhaustive else _hgc_sampled(code, count, rng)
         return _merged(blocks), count, exhaustive
+    assert isinstance(code, FlatCode), type(code)
     return _flat_patterns(code, max_patterns, rng), count, exhaustive
 
 

@@ -130,7 +130,7 @@ def test_order_statistic_rejects_waiting_for_nobody():
 
 
 # ----------------------------------------------------------------------------------------------------
-# Closed forms (SPEC §7)
+# Closed forms (docs/model.md §10)
 
 @pytest.mark.parametrize("s_w", [0, 3, 9, 19])
 def test_exponential_order_statistics(s_w):
@@ -152,7 +152,7 @@ def test_uncoded_maximum_over_edges():
 
 @pytest.mark.parametrize("s", [0, 1, 4, 8, 9])
 def test_flat_gc_shifted_exponential_formula(s):
-    """SPEC §7: ((s+1)/N)(shift + (H_N - H_s)/rate), plus a constant overhead (an exact shift)."""
+    """Flat GC, docs/model.md §10.2: ((s+1)/N)(shift + (H_N - H_s)/rate), plus a constant overhead (an exact shift)."""
     topo = Topology((4, 6))
     model = TimingModel.homogeneous(topo, dist(dist="shifted_exponential", shift=1.0, rate=2.0),
                                     overhead=Constant(0.3))

@@ -50,7 +50,7 @@ def edge_copies(placed):
 # The classical case is unchanged
 
 def old_smallest_hgc_partitions(workers, s_e, s_w):
-    """The K rule of the previous implementation (SPEC §2): proportional edge arcs, equal inner groups."""
+    """The K rule of the previous implementation: proportional edge arcs, equal inner groups."""
     total = sum(workers)
     g_edge = total // gcd(total, (s_e + 1) * gcd(*workers))
     q = [g_edge * (s_e + 1) * m // total for m in workers]

@@ -1,4 +1,4 @@
-"""Placements and the load arithmetic of SPEC §1–§2."""
+"""Placements and the load arithmetic (docs/model.md §3–§4)."""
 
 from fractions import Fraction
 

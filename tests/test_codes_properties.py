@@ -4,7 +4,7 @@
   there are at most 1500, else a seeded sample of 1500);
 * a pattern with one straggler too many is either refused (UndecodableError) or decoded exactly —
   never silently wrong;
-* the code's load is the bound of SPEC §1 and equals :func:`worker_load`.
+* the code's load is the load bound (docs/model.md §3) and equals :func:`worker_load`.
 """
 
 from fractions import Fraction

@@ -103,7 +103,7 @@ def test_failures_push_jncss_to_tolerate_them():
 
 
 # ----------------------------------------------------------------------------------------------------
-# The best flat GC (SPEC §7)
+# The best flat GC (docs/model.md §6)
 
 @pytest.mark.parametrize("shift,mean,best", [(1.0, 0.5, 0), (0.0, 1.0, 9), (0.2, 1.0, 9)])
 def test_flat_gc_best_s_is_extreme_under_load_scaled_shifted_exponential(shift, mean, best):

@@ -45,7 +45,7 @@ def test_flat_gc_shifted_exponential_with_additive_delay(s):
         overhead=Constant(overhead))
     load = (s + 1) / 10
     run = run_strategies(model, [strategy("flat_gc", topo, load, s=s)], seed=11, trials=100_000)
-    expected = load * (shift + (harmonic(10) - harmonic(s)) / rate) + overhead  # SPEC §7 plus the constant
+    expected = load * (shift + (harmonic(10) - harmonic(s)) / rate) + overhead  # docs/model.md §10.2 plus the constant
     assert within_sem(run.statistics[0], expected)
     assert run.statistics[0].mean_vectors == pytest.approx(10 - s)
 
@@ -91,7 +91,7 @@ def test_relay_queue_hand_worked_example():
 
 
 def reference_times(model: TimingModel, st: Strategy, sample: DelaySample) -> np.ndarray:
-    """Per-trial, per-edge Python loops straight from SPEC §3 (slow; the oracle for the vectorised code)."""
+    """Per-trial, per-edge Python loops straight from the timing model of docs/model.md §5 (slow; the oracle for the vectorised code)."""
     topo = model.topology
     out = np.empty(sample.trials)
     compute = sample.compute.T

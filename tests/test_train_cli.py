@@ -64,3 +64,18 @@ def test_partitions_invalid_for_a_scheme_exit_2(cli, write_config, tmp_path):
     result = cli("train", path, "--out", tmp_path / "o")
     assert result.exit_code == 2, result.output
     assert "data.partitions" in result.stderr
+
+
+def test_defaulted_dataset_and_model_are_named(cli, write_config, tmp_path):
+    path = write_config("""
+        topology: {edges: 2, workers: 2}
+        timing: {worker: {compute: {dist: constant, value: 1.0}}}
+        """)
+    result = cli("train", path, "train.iterations=2", "--out", tmp_path / "a")
+    assert result.exit_code == 0, result.output
+    assert "does not set train.dataset/train.model; using dataset digits, model softmax, 2 iterations" in result.stderr
+    result = cli("train", path, "--iterations", "2", "--out", tmp_path / "b")
+    assert "using dataset digits, model softmax" in result.stderr
+    explicit = cli("train", path, "train.dataset=digits", "train.model=softmax", "--iterations", "2",
+                   "--out", tmp_path / "c")
+    assert explicit.exit_code == 0 and "note:" not in explicit.stderr

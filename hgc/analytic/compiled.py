@@ -230,7 +230,7 @@ def _stop_loss(mu: float, d: float, x: float) -> float:
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def simple_kernels(dist: np.ndarray, scale: np.ndarray, stage: np.ndarray, caps: np.ndarray, steps: np.ndarray,
-                   kind: np.ndarray, weight: np.ndarray, offset: np.ndarray, mean: np.ndarray):  # type: ignore[no-untyped-def]
+                   kind: np.ndarray, weight: np.ndarray, offset: np.ndarray, mean: np.ndarray):
     """Hat weights, as an explicit head plus geometric tails, of ``scale[r] * D[dist[r]]`` above its lower
     end on lattices of step ``steps[l]``, for mixtures ``D`` of atoms and exponential leaves only: leaf
     ``j`` of ``D[i]`` has ``kind[j, i]`` (0: absent, 1: atom, 2: exponential), ``weight``, ``offset`` (its
@@ -330,7 +330,7 @@ def grid_points(firsts: np.ndarray, steps: np.ndarray, lengths: np.ndarray, extr
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def pass_geometry(points: np.ndarray, steps: np.ndarray, starts: np.ndarray, lowest: float,
-                  edge_extents: np.ndarray, shift: float, worker_extents: np.ndarray):  # type: ignore[no-untyped-def]
+                  edge_extents: np.ndarray, shift: float, worker_extents: np.ndarray):
     """Array sizes of one pass of a block over lattices ``starts[l] + steps[l] * arange(points[l])``.
 
     The edge stage looks back ``extras[l]`` points: as far as its kernels reach (each at most the

@@ -113,7 +113,7 @@ class DistributionBatch:
             elif code == ATOM:
                 leaf_q[j, rows] = self.loc[j, rows]
             else:
-                leaf_q[j, rows] = [float(self.leaf[j][r].ppf(q)) for r in rows]  # type: ignore[union-attr]
+                leaf_q[j, rows] = [float(self.leaf[j][r].ppf(q)) for r in rows]
         out = leaf_q[0].copy()
         mixtures = np.nonzero((self.weight > 0).sum(axis=0) > 1)[0]
         if mixtures.size:
@@ -182,7 +182,7 @@ class DistributionBatch:
                 else:
                     for r, i in zip(np.arange(x.shape[0])[rows], which):
                         leaf = self.leaf[j][i]
-                        out[r] += self.weight[j, i] * np.asarray(leaf.cdf(x[r]), dtype=float)  # type: ignore[union-attr]
+                        out[r] += self.weight[j, i] * np.asarray(leaf.cdf(x[r]), dtype=float)
             return out
 
         return evaluate
@@ -204,7 +204,7 @@ class DistributionBatch:
             else:
                 for r in rows:
                     leaf = self.leaf[j][index[r]]
-                    out[r] += self.weight[j, index[r]] * np.asarray(leaf.cdf(x[r]), dtype=float)  # type: ignore[union-attr]
+                    out[r] += self.weight[j, index[r]] * np.asarray(leaf.cdf(x[r]), dtype=float)
         return out
 
     def kernel_parts(self, index: np.ndarray, scales: np.ndarray, steps: np.ndarray, caps: np.ndarray
@@ -274,7 +274,7 @@ class DistributionBatch:
                 for i, (r, row) in enumerate(zip(members, which)):
                     leaf = self.leaf[j][row]
                     flat = points[r].reshape(-1)
-                    values = leaf.stop_loss(flat) if finite_all[r] else leaf.integrated_cdf(flat)  # type: ignore[union-attr]
+                    values = leaf.stop_loss(flat) if finite_all[r] else leaf.integrated_cdf(flat)
                     part[i] = self.weight[j, row] * np.asarray(values, dtype=float).reshape(points[r].shape)
             weights = np.diff(part, 2, axis=2) * (scales[members, None, None] / steps[None, :, None])
             if code >= 0 and self.geometric[j, which[0]]:

@@ -43,8 +43,9 @@ def train(config: Path, overrides: tuple[str, ...], iterations: int | None, seed
     from hgc.training.trainer import train as run_training
 
     experiment = load_experiment(config, overrides, seed=seed, train__iterations=iterations)
-    if "train" not in experiment.raw and not quiet:
-        click.echo(f"note: {config} has no train: section; using dataset {experiment.train.dataset}, model "
+    given = experiment.raw.get("train") or {}
+    if not quiet and ("dataset" not in given or "model" not in given):
+        click.echo(f"note: {config} does not set train.dataset/train.model; using dataset {experiment.train.dataset}, model "
                    f"{experiment.train.model}, {experiment.train.iterations} iterations", err=True)
     if dry_run:
         from hgc.planning import plan_train

@@ -5,7 +5,7 @@ Importing this package needs only NumPy. The pieces, one concept per module:
 * :mod:`~hgc.codes.allocation` — edge and worker shares, per-edge tolerances, message reductions,
   per-worker loads and message lengths as exact fractions (:func:`hgc_allocation`,
   :func:`quantize_shares`, :func:`load_lower_bound`);
-* :mod:`~hgc.codes.placement` — which partitions each node holds; the load arithmetic of SPEC §1
+* :mod:`~hgc.codes.placement` — which partitions each node holds; the load arithmetic (docs/model.md §3)
   (:func:`worker_load`, :func:`worker_loads`, :func:`message_lengths`, :func:`hgc_reachable`,
   :func:`smallest_partitions`);
 * :mod:`~hgc.codes.constructions` — coefficients for one layer (fractional repetition, random null

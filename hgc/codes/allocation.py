@@ -109,7 +109,7 @@ def _exact(value: object, key: str) -> Fraction:
     if isinstance(value, bool):
         raise ConfigError(f"must be a number, got {value!r}", key)
     if isinstance(value, (Fraction, int, np.integer)) or isinstance(value, Rational):
-        return Fraction(int(value) if isinstance(value, np.integer) else value)  # type: ignore[arg-type]
+        return Fraction(int(value) if isinstance(value, np.integer) else value)
     if isinstance(value, (float, np.floating)):
         if not np.isfinite(value):
             raise ConfigError(f"must be finite, got {value!r}", key)
@@ -163,7 +163,7 @@ def balanced_edge_shares(workers: Sequence[int], s_e: int, s_w: Sequence[int], r
     """``f_i = (s_e+ℓ_e) w_i / Σw`` with ``w_i = m_i/(s_w[i]+ℓ_w)``: every worker carries the same load.
 
     Not checked against ``f_i <= 1`` (see :func:`hgc_allocation`). With one ``s_w`` for all edges this is
-    ``f_i = (s_e+ℓ_e) m_i / Σm``, the proportional split of SPEC §2.
+    ``f_i = (s_e+ℓ_e) m_i / Σm``, the proportional split (docs/theory.md §2).
     """
     w = _edge_weights(workers, s_w, reduction_w)
     total = sum(w)
@@ -346,7 +346,7 @@ def hgc_allocation(workers: Sequence[int], s_e: int, s_w: int | Sequence[int], *
     Raises :class:`~hgc.errors.UnreachableBoundError` when no code can meet the tolerances with these
     shares (``s_e + ℓ_e > n``; an active edge with ``s_w[i] + ℓ_w > m_i``; a share above 1) and
     :class:`~hgc.errors.ConfigError` for malformed input. The checks and messages of the classical case
-    are those of SPEC §2.
+    are those of docs/theory.md §2.
     """
     workers = check_workers(workers)
     n = len(workers)

@@ -58,6 +58,7 @@ import numpy as np
 
 from hgc.codes.decoding import DEFAULT_RTOL, Decoding, decode_layer
 from hgc.errors import ConfigError, UndecodableError
+from hgc.rng import Stream, stream
 
 CONSTRUCTIONS = ("fractional_repetition", "null_space", "polynomial", "polynomial_equispaced", "gaussian")
 PROBE_EXHAUSTIVE = 2000   # auto-selection checks every straggler pattern up to this many
@@ -208,7 +209,7 @@ def _leading_unit_factors(roots: np.ndarray, x: np.ndarray, reduction: int) -> n
 
 def polynomial_coefficients(atom_membership: np.ndarray, s: int, points: np.ndarray | None = None,
                             reduction: int = 1) -> np.ndarray:
-    """Monic-polynomial construction on arbitrary supports (SPEC §2), evaluated at Chebyshev points.
+    """Monic-polynomial construction on arbitrary supports (docs/model.md §4.2), evaluated at Chebyshev points.
 
     ``p_k`` vanishes at every node that does not hold atom ``k``; if that is fewer than ``n-s-ℓ``
     nodes, the remaining roots are put at the last holders (their coefficient becomes 0). With
@@ -459,8 +460,6 @@ def build_layer(membership: np.ndarray, s: int, construction: str = "auto", *,
     (:func:`node_groups`). Raises :class:`~hgc.errors.ConfigError` (key ``construction``) when an
     explicitly requested construction does not apply to the support or the reduction.
     """
-    from hgc.rng import Stream, stream
-
     rng = rng if rng is not None else stream(0, Stream.CODES)
     M = np.asarray(membership, dtype=bool)
     atom_of, M_atoms = atoms(M)

@@ -52,6 +52,7 @@ from hgc.codes.decoding import DEFAULT_RTOL, Decoding, condition_numbers, residu
 from hgc.codes.placement import (ArcPlacement, HierarchicalPlacement, _check_workers, _tolerances,
                                  make_placement)
 from hgc.errors import ConfigError, UndecodableError
+from hgc.rng import Stream, stream
 
 Responders = Any
 """Boolean mask, integer indices, or a per-edge list of masks / local indices (see module docstring)."""
@@ -378,7 +379,7 @@ class FlatCode(GradientCode):
 
 @dataclass(frozen=True, eq=False)
 class HierarchicalCode(GradientCode):
-    """The two-layer code of SPEC §2: an edge-layer code ``B`` and one worker-layer code ``C_i`` per edge.
+    """The two-layer code (docs/model.md §4): an edge-layer code ``B`` and one worker-layer code ``C_i`` per edge.
 
     Classically (``ℓ_e = ℓ_w = 1``) worker ``j`` of edge ``i`` sends ``Σ_{k ∈ P_i} C_i[j, k] B[i, k] g_k``;
     edge ``i`` recovers ``f_i = Σ_k B[i,k] g_k`` from any ``m_i - s_w[i]`` of its workers; the master
@@ -620,8 +621,6 @@ def build_code(kind: str, workers: Sequence[int], *, s: int | None = None, s_e: 
     Raises :class:`~hgc.errors.UnreachableBoundError` for inadmissible tolerances and
     :class:`~hgc.errors.ConfigError` for an invalid ``K``, allocation or construction.
     """
-    from hgc.rng import Stream, stream
-
     rng = rng if rng is not None else stream(0, Stream.CODES)
     workers = _check_workers(workers)
     s, s_e, s_w = _tolerances(kind, workers, s, s_e, s_w)

@@ -1,4 +1,4 @@
-"""Placements: which partitions each node holds, and the load arithmetic of SPEC §1–§2.
+"""Placements: which partitions each node holds, and the load arithmetic (docs/model.md §3–§4).
 
 A placement is pure integer bookkeeping — no coefficients — so it is cheap enough for an optimiser to
 build thousands of times. Every placement here gives each node one *arc* of cyclically consecutive
@@ -6,7 +6,7 @@ partitions on a circle of ``K`` partitions (:class:`ArcPlacement`). A layer with
 reduction ``ℓ`` (messages of length ``1/ℓ``, see :mod:`hgc.codes.allocation`) puts every partition on
 ``c = s + ℓ`` distinct nodes (``c = s + 1`` classically):
 
-``proportional`` (the default, SPEC §2)
+``proportional`` (the default, docs/model.md §4.1)
     node ``i`` gets an arc of ``K c w_i / Σw`` partitions (``w_i`` its weight: the worker count
     ``m_i`` for an edge, 1 for a worker) and the arcs are laid one after another around the circle.
     Every partition is covered exactly ``c`` times, by distinct nodes iff ``c w_i <= Σw``.
@@ -24,7 +24,7 @@ Two-layer (HGC) placements compose an edge-layer placement over the ``K`` partit
 worker-layer placement per edge over that edge's arc (:class:`HierarchicalPlacement`), following an
 :class:`~hgc.codes.allocation.Allocation` (edge shares ``f_i``, worker shares ``g_ij``). Worker ``(i, j)``
 holds ``f_i g_ij K`` partitions; with the default (balanced) shares and one ``s_w`` that is the bound
-``(s_e+1)(s_w+1)/Σm`` of SPEC §1 for every worker.
+``(s_e+1)(s_w+1)/Σm`` (docs/model.md §3) for every worker.
 """
 
 from __future__ import annotations
@@ -167,7 +167,7 @@ def share_placement(shares: Sequence[Fraction], n_partitions: int, s: int, reduc
 
 def proportional_cyclic_placement(weights: Sequence[int], s: int, n_partitions: int | None = None,
                                   reduction: int = 1) -> ArcPlacement:
-    """Arcs of ``K (s+ℓ) w_i / Σw`` partitions laid end to end around the circle (SPEC §2).
+    """Arcs of ``K (s+ℓ) w_i / Σw`` partitions laid end to end around the circle (docs/model.md §4.1).
 
     Raises :class:`~hgc.errors.UnreachableBoundError` if ``(s+ℓ) w_i > Σw`` for some node (the arc
     would wrap onto itself, so some partition could not sit on ``s+ℓ`` *distinct* nodes).
@@ -230,7 +230,7 @@ def check_hgc(workers: Sequence[int], s_e: int, s_w: int | Sequence[int], reduct
               reduction_w: int = 1) -> None:
     """Raise :class:`~hgc.errors.UnreachableBoundError` (or ConfigError for non-integers) unless the
     two-layer code with ``s_e`` edge and ``s_w`` per-edge worker stragglers can use the default
-    (balanced) allocation — in the classical case: unless it meets the bound of SPEC §1."""
+    (balanced) allocation — in the classical case: unless it meets the load bound (docs/model.md §3)."""
     hgc_allocation(workers, s_e, s_w, reduction_e=reduction_e, reduction_w=reduction_w)
 
 
@@ -360,7 +360,7 @@ def hierarchical_placement(workers: Sequence[int], s_e: int, s_w: int | Sequence
                            worker_placement: str = "proportional", edge_shares: ShareSpec = None,
                            worker_shares: Sequence[object] | None = None, reduction_e: int = 1,
                            reduction_w: int = 1) -> HierarchicalPlacement:
-    """The HGC placement of SPEC §2, generalised to any allocation (smallest valid ``K`` unless
+    """The HGC placement (docs/model.md §4.1), generalised to any allocation (smallest valid ``K`` unless
     ``n_partitions`` is given).
 
     The edge layer lays arcs of ``f_i K`` partitions end to end; inside edge ``i``'s arc the workers get
@@ -523,7 +523,7 @@ def worker_load(kind: str, workers: Sequence[int], s: int | None = None, s_e: in
     workers = _check_workers(workers)
     if kind == "hgc" and not options:
         _, s_e, s_w = _tolerances(kind, workers, s, s_e, s_w)
-        return float(hgc_allocation(workers, s_e, s_w).max_load)  # type: ignore[arg-type]
+        return float(hgc_allocation(workers, s_e, s_w).max_load)
     return float(worker_loads(kind, workers, s=s, s_e=s_e, s_w=s_w, **options).max())
 
 

@@ -96,8 +96,8 @@ class FlatGC(Scheme):
 
     def smallest_partitions(self, strategy: Strategy) -> int:
         reduction = int(strategy.get("reduction", 1))
-        return codes.smallest_partitions("flat_gc", strategy.worker_counts, s=int(strategy.s),
-                                         **({"reduction": reduction} if reduction != 1 else {}))
+        options: dict[str, Any] = {"reduction": reduction} if reduction != 1 else {}
+        return codes.smallest_partitions("flat_gc", strategy.worker_counts, s=int(strategy.s), **options)
 
     def verify_strategies(self, spec: SchemeSpec, context: ResolveContext
                           ) -> list[tuple[Strategy | None, str, dict[str, Any]]]:
@@ -118,7 +118,7 @@ class FlatGC(Scheme):
     def verify_work(self, spec: SchemeSpec, topology: Topology) -> Iterator[tuple[int, int | None, int]]:
         big_n = topology.n_workers
         reduction = 1 if spec.get("reduction", 1) == AUTO else int(spec.get("reduction", 1))
-        options = {"reduction": reduction} if reduction != 1 else {}
+        options: dict[str, Any] = {"reduction": reduction} if reduction != 1 else {}
         for s in (range(big_n - reduction + 1) if spec.s == AUTO else [int(spec.s)]):
             yield (big_n, codes.smallest_partitions("flat_gc", topology.workers, s=s, **options),
                    math.comb(big_n, s))

@@ -279,7 +279,8 @@ class HGC(Scheme):
         topology = context.model.topology
         autos = [k for k in ("s_e", "s_w") if spec.get(k) == AUTO]
         note = f"{'='.join(autos)}=auto: every admissible value verified" if autos else ""
-        reductions = {"reduction_e": int(spec.get("reduction_e", 1)), "reduction_w": int(spec.get("reduction_w", 1))}
+        reductions: dict[str, Any] = {"reduction_e": int(spec.get("reduction_e", 1)),
+                                      "reduction_w": int(spec.get("reduction_w", 1))}
         out: list[tuple[Strategy | None, str, dict[str, Any]]] = []
         for s_e, s_w in self._pairs(spec, topology):
             try:
@@ -294,7 +295,7 @@ class HGC(Scheme):
         return out
 
     def verify_work(self, spec: SchemeSpec, topology: Topology) -> Iterator[tuple[int, int | None, int]]:
-        options = {name: int(spec.get(name, 1)) for name in ("reduction_e", "reduction_w")
+        options: dict[str, Any] = {name: int(spec.get(name, 1)) for name in ("reduction_e", "reduction_w")
                    if spec.get(name, 1) != AUTO}
         for s_e, s_w in self._pairs(spec, topology):
             try:
