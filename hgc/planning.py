@@ -158,7 +158,7 @@ class RunPlan:
             rows.append(("time", _sum_text(self.time, _seconds_text), 2))
             missing = [f"{t.what} ({t.basis})" if t.basis else t.what for t in self.time if t.value is None]
             if missing:
-                rows.append(("", "not estimated: " + "; ".join(missing), 2))
+                rows.append(("", "not estimated (on top): " + "; ".join(missing), 2))
         rows += [("note" if i == 0 else "", note, 2) for i, note in enumerate(self.notes)]
         if self.refusal is not None:
             rows.append(("REFUSED", f"the real run stops here: {self.refusal.message} (exit status 2)", 2))
@@ -176,7 +176,8 @@ def _sum_text(parts: Sequence[Estimate], unit: Callable[[float], str]) -> str:
         return "not estimated"
     terms = [f"{unit(float(p.value or 0.0))} {p.what}" + (f" ({p.basis})" if p.basis else "") for p in known]
     total = sum(float(p.value or 0.0) for p in known)
-    return f"~{unit(total)}" + (": " + " + ".join(terms) if len(terms) > 1 else f": {terms[0]}")
+    bound = "at least " if len(known) < len(parts) else ""    # the terms not estimated come on top
+    return f"{bound}~{unit(total)}" + (": " + " + ".join(terms) if len(terms) > 1 else f": {terms[0]}")
 
 
 def _seconds_text(seconds: float) -> str:
@@ -708,26 +709,35 @@ def plan_train(config: ExperimentConfig, *, iterations: int | None = None, seed:
     work = limits.training_work(config, n_iterations)
     plan.limits.append(f"memory ~{_bytes_text(memory)} of {_bytes_text(limits.MAX_MEMORY_BYTES)}; "
                        f"{work:.3g} multiply-adds of {limits.MAX_TRAIN_WORK:.3g}")
-    measured = _calibrate_training(calibration, config, strategies[known[0]], ks[0],
-                                   config.schemes[known[0]].label if known[0] < len(config.schemes) else "uncoded")
+    names = [config.schemes[i].label if i < len(config.schemes) else "uncoded" for i in known]
+    measured = _calibrate_training(calibration, config, [strategies[i] for i in known], ks)
     if measured is not None:
-        load, setup, per_iteration, what = measured
+        load, setups, rates = measured
+        # a scheme chosen by a search is timed at the rate of the costliest scheme known before the run
+        costliest = max(rates)
+        per_run = sum(rates) + costliest * (len(strategies) - len(known))
+        timed = ", ".join(f"{name} (K={k})" for name, k in zip(names, ks))
         plan.time += [Estimate("dataset", load, "loaded here"),
-                      Estimate(f"codes and partitions of {len(strategies)} schemes", setup * len(strategies),
-                               f"measured on {what}"),
-                      Estimate("iterations", per_iteration * n_iterations * len(strategies),
-                               f"calibrated on {CALIBRATION_ITERATIONS} iterations of {what}, linear in iterations")]
-        plan.facts.update(seconds_per_iteration=per_iteration)
+                      Estimate(f"codes and partitions of {len(strategies)} schemes",
+                               sum(setups) + max(setups) * (len(strategies) - len(known)), f"measured on {timed}"),
+                      Estimate("iterations", per_run * n_iterations,
+                               f"calibrated on {CALIBRATION_ITERATIONS} iterations of each of {timed}"
+                               + (f", the {len(strategies) - len(known)} searched at the costliest rate"
+                                  if len(strategies) > len(known) else "") + "; linear in iterations")]
+        plan.facts.update(seconds_per_iteration=dict(zip(names, rates)))
+        if searched and not config.data.partitions and not warning:
+            plan.notes.append(f"iterations are timed at K = {ks[0]}; when a searched scheme needs a larger common K "
+                              "(a multiple), each iteration costs more")
     if searched:
         plan.time.append(_searches(searched))
     return plan
 
 
-def _calibrate_training(calibration: Calibration, config: ExperimentConfig, strategy: Strategy, k: int,
-                        label: str) -> tuple[float, float, float, str] | None:
-    """``(dataset seconds, code and partition seconds, seconds per iteration, what was timed)``:
-    the dataset loaded, and a few iterations of ``strategy`` on ``k`` partitions."""
-    if not calibration.enabled:
+def _calibrate_training(calibration: Calibration, config: ExperimentConfig, strategies: Sequence[Strategy],
+                        ks: Sequence[int]) -> tuple[float, list[float], list[float]] | None:
+    """``(dataset seconds, code and partition seconds per strategy, seconds per iteration per strategy)``:
+    the dataset loaded, then a few iterations of each strategy on its ``K`` partitions."""
+    if not calibration.enabled or not strategies:
         return None
     from hgc.rng import Stream, stream  # noqa: PLC0415
     from hgc.simulation import sample_delays  # noqa: PLC0415
@@ -740,18 +750,22 @@ def _calibrate_training(calibration: Calibration, config: ExperimentConfig, stra
     load = calibration.time(lambda: loaded.append(load_dataset(cfg, config.seed)))
     data = loaded[0]
     model = make_model(cfg.model, data.n_features, data.n_classes, cfg.l2)
-    built: list[Any] = []
-
-    def setup() -> None:
-        built.append(strategy.scheme.build_code(strategy, partitions=k, rng=stream(config.seed, Stream.CODES)))
-        built.append(PartitionedData.build(data.X_train, k))
-
-    seconds_setup = calibration.time(setup)
-    code, partitioned = built
     sample = sample_delays(config.timing, stream(config.seed, Stream.TRAIN_DELAYS), CALIBRATION_ITERATIONS)
-    schedule = response_schedule(strategy, config, sample)
-    seconds = calibration.time(lambda: coded_descent(data, model, partitioned, code, schedule, cfg.learning_rate))
-    return load, seconds_setup, seconds / CALIBRATION_ITERATIONS, f"{label} (K={k})"
+    setups: list[float] = []
+    rates: list[float] = []
+    for strategy, k in zip(strategies, ks):
+        built: list[Any] = []
+
+        def setup(strategy: Strategy = strategy, k: int = k) -> None:
+            built.append(strategy.scheme.build_code(strategy, partitions=k, rng=stream(config.seed, Stream.CODES)))
+            built.append(PartitionedData.build(data.X_train, k))
+
+        setups.append(calibration.time(setup))
+        code, partitioned = built
+        schedule = response_schedule(strategy, config, sample)
+        seconds = calibration.time(lambda: coded_descent(data, model, partitioned, code, schedule, cfg.learning_rate))
+        rates.append(seconds / CALIBRATION_ITERATIONS)
+    return load, setups, rates
 
 
 # ----------------------------------------------------------------------------------------------------

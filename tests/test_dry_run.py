@@ -347,7 +347,10 @@ def test_simulate_time_scales_with_trials(tiny):
     assert monte_carlo_seconds(one) == pytest.approx(200_000 / pass_trials)    # 1 s per timed pass
     assert math.isfinite(one.seconds) and 0 < one.seconds < two.seconds
     assert any(t.value is None and "hgc_jncss" in t.basis for t in one.time)   # the searches: not timed
-    assert "~" in one.text() and "not estimated" in one.text()
+    assert "time     at least ~" in one.text() and "not estimated (on top)" in one.text()
+    known = plan_simulate(config.with_values({"schemes": ["uncoded", {"scheme": "hgc", "s_e": 1, "s_w": 1}]}),
+                          trials=1000, calibration=ticking())
+    assert "time     ~" in known.text() and "not estimated" not in known.text()
 
 
 def test_optimize_and_sweep_time_scale_with_trials(tiny, write_config):
@@ -371,6 +374,10 @@ def test_train_time_scales_with_iterations(tiny):
     assert per["iterations"] == pytest.approx(100 * one.facts["schemes"] / planning.CALIBRATION_ITERATIONS)
     assert {t.what: t.value for t in two.time}["iterations"] == pytest.approx(2 * per["iterations"])
     assert per["dataset"] == 1.0
+    # every scheme known before the run is timed; the searched ones at the costliest of those rates
+    assert one.facts["seconds_per_iteration"] == {"uncoded": pytest.approx(1 / 3),
+                                                  "hgc(s_e=1,s_w=1)": pytest.approx(1 / 3)}
+    assert any("timed at K = " in note for note in one.notes)
 
 
 def test_verify_time_scales_with_patterns(write_config):
