@@ -142,7 +142,7 @@ class RunPlan:
         """The plan as ``--dry-run`` prints it, wrapped to ``width`` columns (default: the terminal's)."""
         width = max(60, width or shutil.get_terminal_size((100, 24)).columns)
         what = f" of {self.source}" if self.source else ""
-        lines = [f"hgc {self.verb}: dry run{what} (nothing is computed or written)"]
+        lines = [f"hgc {self.verb}: dry run{what} (nothing is written)"]
         rows: list[tuple[str, str, int]] = []     # heading, text, indent of continuation lines
         if self.schemes:
             labels = max(len(label) for label, _ in self.schemes)
