@@ -282,6 +282,13 @@ def test_overrides_apply_in_the_dry_run(cli, tmp_path, no_calibration):
     assert not (tmp_path / "o").exists()
 
 
+def test_override_values_are_read_as_config_files_read_them(cli, tmp_path, no_calibration):
+    path = REPO / "configs" / "quickstart.yaml"
+    result = cli("simulate", path, "trials=2e4", "name=[unclosed", "--dry-run", "--out", tmp_path / "o")
+    assert result.exit_code == 0, result.output
+    assert "20,000 trials" in result.stdout          # 1e5-style numbers as in a file (YAML 1.2), not text
+
+
 @pytest.mark.parametrize("verb", VERBS)
 def test_a_typo_still_exits_2_with_one_line(cli, verb, tmp_path):
     path = REPO / "configs" / "quickstart.yaml"

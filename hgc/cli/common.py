@@ -143,8 +143,9 @@ def echo_plan(plan: Any, quiet: bool = False) -> None:
 
 def parse_overrides(pairs: Iterable[str]) -> dict[str, Any]:
     """``["topology.edges=8", "trials=2e4"]`` → ``{"topology.edges": 8, "trials": 20000.0}``: dotted config
-    keys, values parsed as YAML (a value that is not valid YAML stays a string)."""
-    import yaml  # noqa: PLC0415 - already imported by the config loader; kept local to this helper
+    keys, values parsed as YAML as config files are (:func:`hgc.safe_yaml.parse_yaml`: ``2e4`` is a number;
+    a value that is not valid YAML stays a string)."""
+    from hgc.safe_yaml import parse_yaml  # noqa: PLC0415 - the config stack is loaded only by commands that need it
 
     values: dict[str, Any] = {}
     for pair in pairs:
@@ -154,8 +155,8 @@ def parse_overrides(pairs: Iterable[str]) -> dict[str, Any]:
             raise ConfigError(f"expected KEY=VALUE with a dotted config key (e.g. topology.edges=8), got {pair!r}",
                               source="command line")
         try:
-            value = yaml.safe_load(text) if text.strip() else None
-        except yaml.YAMLError:
+            value = parse_yaml(text) if text.strip() else None
+        except ConfigError:
             value = text
         if key in values:
             raise ConfigError(f"set twice on the command line ({values[key]!r} and {value!r})", key, "command line")
