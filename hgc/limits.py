@@ -217,6 +217,12 @@ def check_monte_carlo(topology: Topology, trials: int, *, key: str = "trials", r
 # ---------------------------------------------------------------------------------------------- verify
 
 
+def code_bytes(workers: int, partitions: int) -> int:
+    """Estimated memory (bytes) of one code's coefficient matrices on ``workers`` workers and ``partitions``
+    partitions (encoding, decoding and their temporaries)."""
+    return 3 * _BYTES_PER_DELAY * workers * partitions
+
+
 def check_verify(config: ExperimentConfig, max_patterns: int, *, allow_large: bool = False) -> None:
     """``--patterns`` within :data:`MAX_PATTERNS`; decoding work and code memory within the estimates.
 
@@ -238,7 +244,7 @@ def check_verify(config: ExperimentConfig, max_patterns: int, *, allow_large: bo
             k = config.data.partitions or smallest
             if k is None:
                 continue  # inadmissible: verify reports it without building anything
-            memory = 3 * _BYTES_PER_DELAY * n * k
+            memory = code_bytes(n, k)
             if memory > MAX_MEMORY_BYTES:
                 _exceeds(f"a code's coefficient matrices would need about {_gib(memory)} of memory, above the "
                          f"limit of {_gib(MAX_MEMORY_BYTES)}", key, allow_large)
@@ -252,28 +258,47 @@ def check_verify(config: ExperimentConfig, max_patterns: int, *, allow_large: bo
 # ---------------------------------------------------------------------------------------------- train
 
 
-def check_training(config: ExperimentConfig, iterations: int | None = None, *, allow_large: bool = False) -> None:
-    """Memory (delays of every iteration, dataset, codes) and arithmetic of ``hgc train`` within the limits."""
+def training_sizes(config: ExperimentConfig) -> tuple[int, int, int]:
+    """``(rows, features, outputs)`` of ``config``'s training set (before the split into train and test)."""
     cfg = config.train
-    topo = config.topology
-    iterations = int(iterations if iterations is not None else cfg.iterations)
     if cfg.dataset == "digits":
-        rows, features, classes = 1797, 64, 10
-    else:
-        rows, features = cfg.samples, cfg.features
-        classes = 1 if cfg.dataset == "synthetic_regression" else cfg.classes
+        return 1797, 64, 10
+    return cfg.samples, cfg.features, 1 if cfg.dataset == "synthetic_regression" else cfg.classes
+
+
+def training_bytes(config: ExperimentConfig, iterations: int | None = None) -> tuple[int, str]:
+    """Estimated memory (bytes) of ``hgc train`` (the delays of every iteration, the dataset, the codes
+    when ``data.partitions`` is set) and the config key that sets its largest part."""
+    topo = config.topology
+    iterations = int(iterations if iterations is not None else config.train.iterations)
+    rows, features, _ = training_sizes(config)
     nodes = topo.n_workers + topo.n_edges
     delays = 4 * _BYTES_PER_DELAY * iterations * nodes
     data = 4 * _BYTES_PER_DELAY * rows * (features + 1)
     partitions = config.data.partitions or 0
-    codes = 3 * _BYTES_PER_DELAY * topo.n_workers * min(partitions, rows)
-    memory = delays + data + codes
+    codes = code_bytes(topo.n_workers, min(partitions, rows))
     key = "train.iterations" if delays >= max(data, codes) else ("train.samples" if data >= codes else "data.partitions")
+    return delays + data + codes, key
+
+
+def training_work(config: ExperimentConfig, iterations: int | None = None) -> int:
+    """Multiply-adds of ``hgc train``: iterations × schemes (the baseline included) × rows × (features + 1)
+    × outputs."""
+    iterations = int(iterations if iterations is not None else config.train.iterations)
+    rows, features, classes = training_sizes(config)
+    return iterations * (len(config.schemes) + 1) * rows * (features + 1) * max(classes, 1)
+
+
+def check_training(config: ExperimentConfig, iterations: int | None = None, *, allow_large: bool = False) -> None:
+    """Memory (delays of every iteration, dataset, codes) and arithmetic of ``hgc train`` within the limits."""
+    iterations = int(iterations if iterations is not None else config.train.iterations)
+    rows, features, classes = training_sizes(config)
+    memory, key = training_bytes(config, iterations)
     if memory > MAX_MEMORY_BYTES:
         _exceeds(f"training would need about {_gib(memory)} of memory, above the limit of {_gib(MAX_MEMORY_BYTES)}",
                  key, allow_large)
     schemes = len(config.schemes) + 1
-    work = iterations * schemes * rows * (features + 1) * max(classes, 1)
+    work = training_work(config, iterations)
     if work > MAX_TRAIN_WORK:
         _exceeds(f"{iterations} iterations x {schemes} schemes x {rows} rows x {features + 1} features x "
                  f"{max(classes, 1)} outputs = {work:.3g} multiply-adds, above the limit of {MAX_TRAIN_WORK:.3g}",

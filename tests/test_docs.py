@@ -16,7 +16,7 @@ from hgc.config import config_from_mapping
 from hgc.schemes import make_strategy
 
 REPO = Path(__file__).resolve().parents[1]
-DOCS = [REPO / "docs" / "model.md", REPO / "README.md"]
+DOCS = [REPO / "docs" / "model.md", REPO / "README.md", REPO / "docs" / "cli.md", REPO / "docs" / "limits.md"]
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 

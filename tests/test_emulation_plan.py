@@ -445,5 +445,8 @@ def test_dry_run_prints_the_models_time_on_the_drawn_delays_and_writes_nothing(t
         assert np.isfinite(times).all()
         total += float(times.sum()) * 0.5
         assert r.label in result.output
-    assert f"the model's time on the drawn delays is {total:.1f} s" in result.output
+    from hgc.planning import _seconds_text
+
+    assert f"{_seconds_text(total)} the model's time on the drawn delays" in result.output
     assert "4 schemes x 3 iterations on a local cluster of 3 processes" in result.output
+    assert "not estimated (on top): cluster start-up" in result.output

@@ -87,8 +87,9 @@ quiet_option = click.option("--quiet", is_flag=True, help="Print nothing but err
 progress_option = click.option("--progress", "force_progress", is_flag=True,
                                help="Show progress bars even when stderr is not a terminal.")
 dry_run_option = click.option("--dry-run", is_flag=True,
-                              help="Validate, print what would run (sizes, time and memory estimates) and exit "
-                                   "without computing or writing anything.")
+                              help="Validate, print what would run (schemes, sizes, output files, memory and time "
+                                   "estimates) and exit without computing or writing anything; with --quiet, "
+                                   "validate only.")
 
 
 def trials_option(help_text: str = "Override the config's number of trials.") -> Callable[[F], F]:
@@ -115,13 +116,36 @@ def output_dir(name: str, out_dir: Path | None) -> Path:
     return path
 
 
+def dry_run_out_dir(name: str, out_dir: Path | None) -> Path:
+    """The output directory a run would use (see :func:`default_out_dir`), checked as :func:`output_dir`
+    checks it but without creating anything."""
+    from hgc.planning import check_output_dir  # noqa: PLC0415 - only dry runs plan
+
+    path = default_out_dir(name, out_dir)
+    try:
+        check_output_dir(path)
+    except ConfigError as err:
+        raise ConfigError(err.message, "--out" if out_dir is not None else "name") from None
+    return path
+
+
+def echo_plan(plan: Any, quiet: bool = False) -> None:
+    """``--dry-run``: print a :class:`hgc.planning.RunPlan` (unless ``quiet``), then stop as the real run
+    would: with its refusal (an estimated limit; exit status 2) or successfully."""
+    if not quiet:
+        click.echo(plan.text())
+    if plan.refusal is not None:
+        raise plan.refusal
+
+
 # ----------------------------------------------------------------------------------------------------
 # KEY=VALUE overrides
 
 def parse_overrides(pairs: Iterable[str]) -> dict[str, Any]:
     """``["topology.edges=8", "trials=2e4"]`` → ``{"topology.edges": 8, "trials": 20000.0}``: dotted config
-    keys, values parsed as YAML (a value that is not valid YAML stays a string)."""
-    import yaml  # noqa: PLC0415 - already imported by the config loader; kept local to this helper
+    keys, values parsed as YAML as config files are (:func:`hgc.safe_yaml.parse_yaml`: ``2e4`` is a number;
+    a value that is not valid YAML stays a string)."""
+    from hgc.safe_yaml import parse_yaml  # noqa: PLC0415 - the config stack is loaded only by commands that need it
 
     values: dict[str, Any] = {}
     for pair in pairs:
@@ -131,8 +155,8 @@ def parse_overrides(pairs: Iterable[str]) -> dict[str, Any]:
             raise ConfigError(f"expected KEY=VALUE with a dotted config key (e.g. topology.edges=8), got {pair!r}",
                               source="command line")
         try:
-            value = yaml.safe_load(text) if text.strip() else None
-        except yaml.YAMLError:
+            value = parse_yaml(text) if text.strip() else None
+        except ConfigError:
             value = text
         if key in values:
             raise ConfigError(f"set twice on the command line ({values[key]!r} and {value!r})", key, "command line")

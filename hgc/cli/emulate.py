@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
-from hgc.cli.common import (INTERRUPTED_EXIT, allow_large_option, config_argument, dry_run_option, echo_table,
-                            handle_errors, load_experiment, out_option, output_dir, overrides_argument,
+from hgc.cli.common import (INTERRUPTED_EXIT, allow_large_option, config_argument, dry_run_option, dry_run_out_dir,
+                            echo_plan, echo_table, handle_errors, load_experiment, out_option, output_dir, overrides_argument,
                             progress_factory, progress_option, quiet_option, seed_option)
 
 TABLE_COLUMNS = ["label", "iterations", "decoded", "measured_mean", "predicted_mean", "simulated_mean", "ratio",
                  "overhead_per_iteration", "dispatch", "collect", "deliver"]
-DRY_RUN_COLUMNS = ["label", "edges", "workers", "load", "partitions", "chunks", "predicted_mean", "predicted_total",
-                   "undecodable"]
 
 
 @click.command()
@@ -68,11 +65,14 @@ def emulate(config: Path, overrides: tuple[str, ...], iterations: int | None, ti
             raise ConfigError("only applies to the local cluster; an existing cluster's processes are used as "
                               "they are", "jobs")
     experiment = load_experiment(config, overrides, seed=seed, train__iterations=iterations)
-    check_run(experiment, "emulate", iterations=iterations, allow_large=allow_large)
     kill_list = parse_kills(kills, experiment.topology, experiment.train.iterations)
     if dry_run:
-        _dry_run(experiment, time_scale, scheduler, jobs, kill_list)
-        return
+        from hgc.planning import plan_emulate  # noqa: PLC0415 - only dry runs plan
+
+        return echo_plan(plan_emulate(experiment, time_scale=time_scale, scheduler=scheduler, jobs=jobs,
+                                      kills=kill_list, out_dir=dry_run_out_dir(experiment.name, out_dir),
+                                      allow_large=allow_large), quiet)
+    check_run(experiment, "emulate", iterations=iterations, allow_large=allow_large)
     out_dir = output_dir(experiment.name, out_dir)
 
     from hgc.emulation.runner import emulate as run_emulation  # noqa: PLC0415
@@ -102,36 +102,3 @@ def emulate(config: Path, overrides: tuple[str, ...], iterations: int | None, ti
                    f"{out_dir / 'metadata.json'}", err=True)
         sys.exit(INTERRUPTED_EXIT)
 
-
-def _dry_run(experiment: Any, time_scale: float, scheduler: str | None, jobs: int | None, kills: Any) -> None:
-    """Print what would run (schemes, cluster, the model's time on the drawn delays) without a cluster."""
-    import math  # noqa: PLC0415
-
-    import numpy as np  # noqa: PLC0415
-    import pandas as pd  # noqa: PLC0415
-
-    from hgc.emulation.runner import local_processes, prepare_runs  # noqa: PLC0415
-    from hgc.training.datasets import load_dataset  # noqa: PLC0415
-
-    T = int(experiment.train.iterations)
-    data = load_dataset(experiment.train, experiment.seed)
-    runs, _, warnings = prepare_runs(experiment, data, T, time_scale, monte_carlo=False)
-    rows = []
-    total = 0.0
-    for run in runs:
-        finite = np.isfinite(run.predicted)
-        charged = np.where(finite, run.predicted, run.deadline)   # an undecodable iteration lasts until the deadline
-        total += float(charged.sum())
-        rows.append({"label": run.label, "edges": run.strategy.n_edges, "workers": run.strategy.n_workers,
-                     "load": run.strategy.load, "partitions": run.code.n_partitions, "chunks": run.plan.n_chunks,
-                     "predicted_mean": float(run.predicted[finite].mean()) if finite.any() else math.nan,
-                     "predicted_total": float(charged.sum()), "undecodable": int((~finite).sum())})
-    for warning in warnings:
-        click.echo(f"warning: {warning}", err=True)
-    echo_table(pd.DataFrame(rows, columns=DRY_RUN_COLUMNS), DRY_RUN_COLUMNS)
-    processes = local_processes(experiment, jobs, scheduler, kills)
-    where = f"the Dask cluster at {scheduler}" if scheduler else f"a local cluster of {processes} processes"
-    click.echo(f"dry run: would emulate {len(runs)} schemes x {T} iterations on {where} (time scale "
-               f"{time_scale:g}, seed {experiment.seed}, {len(kills)} kills); the model's time on the drawn "
-               f"delays is {total:.1f} s, plus cluster start-up, placement and the platform's overhead per "
-               "iteration (tens of milliseconds, see docs/emulate.md); nothing was run or written")

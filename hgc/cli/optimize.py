@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
-from hgc.cli.common import (allow_large_option, config_argument, echo_table, handle_errors, load_experiment,
-                            out_option, output_dir, overrides_argument, progress_factory, progress_option,
-                            quiet_option, seed_option, trials_option)
+from hgc.cli.common import (allow_large_option, config_argument, dry_run_option, dry_run_out_dir, echo_plan, echo_table,
+                            handle_errors, load_experiment, out_option, output_dir, overrides_argument,
+                            progress_factory, progress_option, quiet_option, seed_option, trials_option)
 
 TABLE_COLUMNS = ["strategy", "edges", "workers", "s_e", "s_w", "s", "load", "effective_time", "mc_effective_time",
                  "mc_sem_time", "speedup", "optimality_gap", "optimizer_seconds", "edge_ids"]
@@ -26,9 +26,10 @@ TABLE_COLUMNS = ["strategy", "edges", "workers", "s_e", "s_w", "s", "load", "eff
 @allow_large_option
 @quiet_option
 @progress_option
+@dry_run_option
 @handle_errors
 def optimize(config: Path, overrides: tuple[str, ...], method: str, trials: int | None, seed: int | None,
-             out_dir: Path | None, allow_large: bool, quiet: bool, force_progress: bool) -> None:
+             out_dir: Path | None, allow_large: bool, quiet: bool, force_progress: bool, dry_run: bool) -> None:
     """Choose participating nodes and tolerances (JNCSS); writes optimize.csv.
 
     Rows: uncoded, the best flat GC, the best HGC on all nodes, JNCSS greedy and (when feasible)
@@ -41,6 +42,10 @@ def optimize(config: Path, overrides: tuple[str, ...], method: str, trials: int 
     from hgc.optimize import optimize as run_optimize
 
     experiment = load_experiment(config, overrides, seed=seed, trials=trials)
+    if dry_run:
+        from hgc.planning import plan_optimize
+        return echo_plan(plan_optimize(experiment, method=method, trials=trials, allow_large=allow_large,
+                                       out_dir=dry_run_out_dir(experiment.name, out_dir), calibration=not quiet), quiet)
     check_run(experiment, "optimize", trials=trials, allow_large=allow_large)
     out_dir = output_dir(experiment.name, out_dir)
     result = run_optimize(experiment, method=method, progress=progress_factory(quiet, force_progress))

@@ -9,9 +9,10 @@ from typing import Any
 
 import click
 
-from hgc.cli.common import (INTERRUPTED_EXIT, allow_large_option, config_argument, echo_table, executor_options,
-                            handle_errors, load_experiment, out_option, output_dir, overrides_argument,
-                            progress_factory, progress_option, quiet_option, seed_option, trials_option)
+from hgc.cli.common import (INTERRUPTED_EXIT, allow_large_option, config_argument, dry_run_option, dry_run_out_dir,
+                            echo_plan, echo_table, executor_options, handle_errors, load_experiment, out_option,
+                            output_dir, overrides_argument, progress_factory, progress_option, quiet_option,
+                            seed_option, trials_option)
 
 TABLE_COLUMNS = ["label", "workers", "load", "mean_time", "sem_time", "p95_time", "failure_rate", "effective_time",
                  "speedup", "master_vectors"]
@@ -32,10 +33,11 @@ DEFAULT_MEMORY_MIB = 256  # hgc.simulation.DEFAULT_MEMORY in MiB (not imported: 
 @allow_large_option
 @quiet_option
 @progress_option
+@dry_run_option
 @handle_errors
 def simulate(config: Path, overrides: tuple[str, ...], trials: int | None, seed: int | None, executor_kind: str,
              jobs: int | None, scheduler: str | None, memory_mib: int, out_dir: Path | None, allow_large: bool,
-             quiet: bool, force_progress: bool) -> None:
+             quiet: bool, force_progress: bool, dry_run: bool) -> None:
     """Monte Carlo iteration time of every scheme in a config; writes summary.csv.
 
     KEY=VALUE arguments set config keys for this run (dotted paths, YAML values), e.g.
@@ -52,6 +54,10 @@ def simulate(config: Path, overrides: tuple[str, ...], trials: int | None, seed:
     from hgc.simulation import MIB
 
     experiment = load_experiment(config, overrides, seed=seed, trials=trials)
+    if dry_run:
+        from hgc.planning import plan_simulate
+        return echo_plan(plan_simulate(experiment, trials=trials, out_dir=dry_run_out_dir(experiment.name, out_dir),
+                                       memory=memory_mib * MIB, allow_large=allow_large, calibration=not quiet), quiet)
     check_run(experiment, "simulate", trials=trials, allow_large=allow_large)
     out_dir = output_dir(experiment.name, out_dir)
     where: Any = (contextlib.nullcontext(None) if executor_kind == "serial" and not jobs and not scheduler

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
-from hgc.cli.common import (INTERRUPTED_EXIT, allow_large_option, executor_options, handle_errors, out_option,
-                            output_dir, overrides_argument, parse_overrides, progress_factory, progress_option,
-                            quiet_option)
+from hgc.cli.common import (INTERRUPTED_EXIT, allow_large_option, dry_run_option, dry_run_out_dir, echo_plan,
+                            executor_options, handle_errors, out_option, output_dir, overrides_argument,
+                            parse_overrides, progress_factory, progress_option, quiet_option)
 
 
 @click.command()
@@ -20,9 +20,10 @@ from hgc.cli.common import (INTERRUPTED_EXIT, allow_large_option, executor_optio
 @allow_large_option
 @quiet_option
 @progress_option
+@dry_run_option
 @handle_errors
 def sweep(config: Path, overrides: tuple[str, ...], executor_kind: str, jobs: int | None, scheduler: str | None,
-          out_dir: Path | None, allow_large: bool, quiet: bool, force_progress: bool) -> None:
+          out_dir: Path | None, allow_large: bool, quiet: bool, force_progress: bool, dry_run: bool) -> None:
     """Run every point of a sweep file, in parallel and resumably; writes sweep.csv.
 
     One row per point and scheme. Points already finished under the output directory (same resolved
@@ -38,6 +39,12 @@ def sweep(config: Path, overrides: tuple[str, ...], executor_kind: str, jobs: in
     from hgc.sweep import SweepRun, expand_points, load_sweep, run_sweep, with_base_values
 
     spec = with_base_values(load_sweep(config), parse_overrides(overrides))
+    if dry_run:
+        from hgc.executors import default_jobs
+        from hgc.planning import plan_sweep
+        return echo_plan(plan_sweep(spec, out_dir=dry_run_out_dir(spec.name, out_dir), allow_large=allow_large,
+                                    workers=1 if executor_kind == "serial" else jobs or default_jobs(),
+                                    calibration=not quiet), quiet)
     lengths = [len(values) for values in spec.grid.values()]
     if spec.zip:
         lengths.append(len(next(iter(spec.zip.values()))))

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
-from hgc.cli.common import (INTERRUPTED_EXIT, allow_large_option, config_argument, echo_table, handle_errors,
-                            load_experiment, out_option, output_dir, overrides_argument, progress_factory,
-                            progress_option, quiet_option, seed_option)
+from hgc.cli.common import (INTERRUPTED_EXIT, allow_large_option, config_argument, dry_run_option, dry_run_out_dir,
+                            echo_plan, echo_table, handle_errors, load_experiment, out_option, output_dir,
+                            overrides_argument, progress_factory, progress_option, quiet_option, seed_option)
 from hgc.errors import ConfigError
 
 TABLE_COLUMNS = ["label", "load", "effective_time", "time_to_target", "speedup_to_target", "final_loss",
@@ -26,9 +26,10 @@ TABLE_COLUMNS = ["label", "load", "effective_time", "time_to_target", "speedup_t
 @allow_large_option
 @quiet_option
 @progress_option
+@dry_run_option
 @handle_errors
 def train(config: Path, overrides: tuple[str, ...], iterations: int | None, seed: int | None, out_dir: Path | None,
-          allow_large: bool, quiet: bool, force_progress: bool) -> None:
+          allow_large: bool, quiet: bool, force_progress: bool, dry_run: bool) -> None:
     """Coded gradient descent on real data for every scheme; writes train.csv.
 
     Every iteration samples the delays, decodes the real coded partial gradients of the responding
@@ -46,6 +47,10 @@ def train(config: Path, overrides: tuple[str, ...], iterations: int | None, seed
     if not quiet and ("dataset" not in given or "model" not in given):
         click.echo(f"note: {config} does not set train.dataset/train.model; using dataset {experiment.train.dataset}, model "
                    f"{experiment.train.model}, {experiment.train.iterations} iterations", err=True)
+    if dry_run:
+        from hgc.planning import plan_train
+        return echo_plan(plan_train(experiment, iterations=iterations, allow_large=allow_large,
+                                    out_dir=dry_run_out_dir(experiment.name, out_dir), calibration=not quiet), quiet)
     check_run(experiment, "train", iterations=iterations, allow_large=allow_large)
     out_dir = output_dir(experiment.name, out_dir)
     try:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
-from hgc.cli.common import (INTERRUPTED_EXIT, allow_large_option, config_argument, echo_table, handle_errors,
-                            load_experiment, out_option, output_dir, overrides_argument, progress_factory,
-                            progress_option, quiet_option, seed_option)
+from hgc.cli.common import (INTERRUPTED_EXIT, allow_large_option, config_argument, dry_run_option, dry_run_out_dir,
+                            echo_plan, echo_table, handle_errors, load_experiment, out_option, output_dir,
+                            overrides_argument, progress_factory, progress_option, quiet_option, seed_option)
 
 DEFAULT_PATTERNS = 100_000  # hgc.verify.DEFAULT_PATTERNS (not imported: keeps --help fast)
 MAX_PATTERNS = 100_000_000  # hgc.limits.MAX_PATTERNS
@@ -31,9 +31,10 @@ TABLE_COLUMNS = ["label", "K", "load", "patterns", "exhaustive", "max_rel_error"
 @allow_large_option
 @quiet_option
 @progress_option
+@dry_run_option
 @handle_errors
 def verify(config: Path, overrides: tuple[str, ...], max_patterns: int, jobs: int | None, seed: int | None,
-           out_dir: Path | None, allow_large: bool, quiet: bool, force_progress: bool) -> None:
+           out_dir: Path | None, allow_large: bool, quiet: bool, force_progress: bool, dry_run: bool) -> None:
     """Check that every coded scheme decodes exactly; writes verify.csv.
 
     Builds each code, decodes random partial gradients for every straggler pattern within tolerance and
@@ -48,6 +49,10 @@ def verify(config: Path, overrides: tuple[str, ...], max_patterns: int, jobs: in
     from hgc.verify import VerifyResult, verify_config
 
     experiment = load_experiment(config, overrides, seed=seed)
+    if dry_run:
+        from hgc.planning import plan_verify
+        return echo_plan(plan_verify(experiment, max_patterns=max_patterns, allow_large=allow_large,
+                                     out_dir=dry_run_out_dir(experiment.name, out_dir), calibration=not quiet), quiet)
     check_run(experiment, "verify", max_patterns=max_patterns, allow_large=allow_large)
     out_dir = output_dir(experiment.name, out_dir)
     try:

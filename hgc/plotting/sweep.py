@@ -60,6 +60,16 @@ def with_derived(table: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
     return out
 
 
+def _has_values(data: pd.DataFrame, y: str) -> bool:
+    column = "_effective" if y == "effective_time" else "_speedup"
+    return bool(np.isfinite(data[column].to_numpy(float)).any())
+
+
+def has_values(table: pd.DataFrame, *, y: str = "effective_time", keys: Sequence[str] | None = None) -> bool:
+    """Whether :func:`sweep_figure` has anything to draw for ``y`` (it returns ``None`` otherwise)."""
+    return _has_values(with_derived(table, list(keys) if keys is not None else swept_keys(table)), y)
+
+
 def sweep_figure(table: pd.DataFrame, x: str, *, y: str = "effective_time", styles: Styles | None = None,
                  keys: Sequence[str] | None = None, zipped: Sequence[str] = (), title: str = "") -> Figure | None:
     """``y`` (``effective_time`` with 95 % intervals, or ``speedup`` over uncoded) against the swept key
@@ -70,9 +80,9 @@ def sweep_figure(table: pd.DataFrame, x: str, *, y: str = "effective_time", styl
     there is nothing to draw (no speed-ups known)."""
     keys = list(keys) if keys is not None else swept_keys(table)
     data = with_derived(table, keys)
-    column = "_effective" if y == "effective_time" else "_speedup"
-    if not np.isfinite(data[column].to_numpy(float)).any():
+    if not _has_values(data, y):
         return None
+    column = "_effective" if y == "effective_time" else "_speedup"
     styles = styles or Styles(data["_label"])
     panels_by = [k for k in keys if k != x and data[k].nunique(dropna=False) > 1 and not _determined_by(data, x, k)]
     numeric = pd.to_numeric(data[x], errors="coerce")

@@ -12,15 +12,15 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from hgc.schemes.base import (AUTO, Candidate, Plan, Resolved, Scheme, SchemeSpec, Strategy, all_nodes,
-                              select_nodes)
+from hgc.schemes.base import (AUTO, Candidate, Plan, Resolved, RowOutline, Scheme, SchemeSpec, Strategy,
+                              all_nodes, select_nodes)
 from hgc.schemes.context import OptimizeContext, ResolveContext
 from hgc.schemes.registry import (BASELINE, all_schemes, baseline_spec, default_schemes, get_scheme, parse_scheme,
                                   parse_schemes, scheme_names)
 from hgc.topology import Topology
 
 __all__ = [
-    "AUTO", "BASELINE", "Candidate", "OptimizeContext", "Plan", "ResolveContext", "Resolved", "Scheme", "SchemeSpec",
+    "AUTO", "BASELINE", "Candidate", "OptimizeContext", "Plan", "ResolveContext", "Resolved", "RowOutline", "Scheme", "SchemeSpec",
     "Strategy", "all_nodes", "all_schemes", "baseline_spec", "default_schemes", "get_scheme", "make_strategy",
     "parse_scheme", "parse_schemes", "scheme_names", "select_nodes",
 ]

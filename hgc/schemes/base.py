@@ -222,6 +222,18 @@ class Candidate:
     role: str = ""
 
 
+@dataclass(frozen=True)
+class RowOutline:
+    """A row :meth:`Scheme.optimize_rows` will contribute, known before any search runs (dry runs):
+    ``label`` and ``method`` as in ``optimize.csv``, ``space`` the number of candidates an exhaustive
+    search scores (its ``search_space`` column; ``None`` for other rows), ``note`` how it is found."""
+
+    label: str
+    method: str
+    space: int | None = None
+    note: str = ""
+
+
 # ----------------------------------------------------------------------------------------------------
 # The protocol
 
@@ -264,6 +276,12 @@ class Scheme(ABC):
 
     def is_auto(self, spec: SchemeSpec) -> bool:
         return any(v == AUTO for _, v in spec.params)
+
+    def resolution(self, spec: SchemeSpec) -> str:
+        """What :meth:`resolve` chooses for ``spec`` at run time and how, in words (``""`` when ``spec``
+        is fully determined and resolving it costs nothing); dry runs print it."""
+        autos = [k for k, v in spec.params if v == AUTO]
+        return f"{', '.join(autos)} chosen at run time by a search" if autos else ""
 
     # -- strategies ----------------------------------------------------------------------------------
     @abstractmethod
@@ -318,6 +336,12 @@ class Scheme(ABC):
 
     def optimize_rows(self, context: "OptimizeContext") -> list[Candidate]:
         """Rows this scheme contributes to ``optimize.csv`` (its best strategies for the system)."""
+        return []
+
+    def optimize_outline(self, context: "OptimizeContext") -> list[RowOutline]:
+        """The rows :meth:`optimize_rows` would contribute, decided without running a search (the same
+        rules, e.g. whether an exhaustive row is added, and its search space): what ``hgc optimize
+        --dry-run`` prints. A scheme with optimize rows overrides both."""
         return []
 
 

@@ -11,8 +11,8 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 
 from hgc import codes
-from hgc.schemes.base import (AUTO, Candidate, Plan, Resolved, Scheme, SchemeSpec, Strategy, TOLERANCE_COLUMNS,
-                              parse_tolerance, select_nodes)
+from hgc.schemes.base import (AUTO, Candidate, Plan, Resolved, RowOutline, Scheme, SchemeSpec, Strategy,
+                              TOLERANCE_COLUMNS, parse_tolerance, select_nodes)
 from hgc.schemes.context import OptimizeContext, ResolveContext
 from hgc.topology import Topology
 from hgc.errors import ConfigError
@@ -64,6 +64,13 @@ class FlatGC(Scheme):
                               progress=context.progress, s=None if spec.s == AUTO else int(spec.s),
                               reduction=None if reduction == AUTO else int(reduction))
         return Resolved(spec, choice.strategy, f"auto: {choice.note}")
+
+    def resolution(self, spec: SchemeSpec) -> str:
+        autos = [k for k in ("s", "reduction") if spec.get(k) == AUTO]
+        if not autos:
+            return ""
+        return (f"{' and '.join(autos)} chosen at run time by analytic E[T], or by a Monte Carlo pilot when the "
+                "edges' relay queue has no analytic form")
 
     def plan(self, strategy: Strategy) -> Plan:
         reduction = int(strategy.get("reduction", 1))
@@ -122,3 +129,10 @@ class FlatGC(Scheme):
         flat = best_flat_gc(context.model, seed=context.seed, evaluator=context.evaluator, progress=context.progress)
         return [Candidate("flat_gc", flat.strategy, flat.method, flat.evaluation, flat.seconds, flat.candidates,
                           note=flat.note)]
+
+    def optimize_outline(self, context: OptimizeContext) -> list[RowOutline]:
+        from hgc.optimizer.flat import flat_analytic  # the optimizer builds on this module
+
+        analytic = flat_analytic(context.evaluator, context.model)
+        return [RowOutline("flat_gc", "analytic" if analytic else "pilot",
+                           note="best s by " + ("analytic E[T]" if analytic else "a Monte Carlo pilot"))]

@@ -11,7 +11,7 @@ import numpy as np
 
 from hgc import codes
 from hgc.errors import ConfigError
-from hgc.schemes.base import Candidate, Plan, Resolved, Scheme, SchemeSpec, Strategy
+from hgc.schemes.base import Candidate, Plan, Resolved, RowOutline, Scheme, SchemeSpec, Strategy
 from hgc.schemes.context import OptimizeContext, ResolveContext
 from hgc.schemes.hgc import HGC_SCHEME
 from hgc.schemes.jncss import JNCSS
@@ -26,6 +26,10 @@ class HeterogeneityAware(Scheme):
 
     def is_auto(self, spec: SchemeSpec) -> bool:
         return True
+
+    def resolution(self, spec: SchemeSpec) -> str:
+        return ("edges, workers, s_e, per-edge s_w and shares chosen at run time by the heterogeneity-aware "
+                "greedy search (analytic E[T])")
 
     def resolve(self, spec: SchemeSpec, context: ResolveContext) -> Resolved:
         from hgc.optimizer.hetero import hetero_greedy  # the optimizer builds on the scheme modules
@@ -68,3 +72,14 @@ class HeterogeneityAware(Scheme):
             rows.append(Candidate("hetero_exhaustive", exhaustive.strategy, "exhaustive", exhaustive.evaluation,
                                   exhaustive.seconds, exhaustive.evaluations, exhaustive.space, role="ground_truth"))
         return rows
+
+    def optimize_outline(self, context: OptimizeContext) -> list[RowOutline]:
+        from hgc.optimizer.hetero import HETERO_EXHAUSTIVE_LIMIT, hetero_space
+
+        space = hetero_space(context.model, HETERO_EXHAUSTIVE_LIMIT)
+        if space > HETERO_EXHAUSTIVE_LIMIT:
+            return [RowOutline("hetero_greedy", "greedy", note="heterogeneity-aware greedy search; no exhaustive row: "
+                                                               f"more than {HETERO_EXHAUSTIVE_LIMIT} candidates")]
+        return [RowOutline("hetero_greedy", "greedy", note="heterogeneity-aware greedy search"),
+                RowOutline("hetero_exhaustive", "exhaustive", space,
+                           "node sets x s_e x per-edge s_w x allocation exponents")]

@@ -30,8 +30,8 @@ import numpy as np
 
 from hgc import codes
 from hgc.errors import ConfigError
-from hgc.schemes.base import (AUTO, Candidate, Plan, Resolved, Scheme, SchemeSpec, Strategy, parse_tolerance,
-                              select_nodes)
+from hgc.schemes.base import (AUTO, Candidate, Plan, Resolved, RowOutline, Scheme, SchemeSpec, Strategy,
+                              parse_tolerance, select_nodes)
 from hgc.schemes.context import OptimizeContext, ResolveContext
 from hgc.topology import Topology
 from hgc.validation import as_int, as_list, check_keys, describe, join
@@ -212,6 +212,17 @@ class HGC(Scheme):
                                        evaluator=context.evaluator)
         return Resolved(spec, strategy, "auto: chosen by analytic E[T]")
 
+    def resolution(self, spec: SchemeSpec) -> str:
+        autos = [k for k in ("s_e", "s_w", "reduction_e", "reduction_w") if spec.get(k) == AUTO]
+        if autos:
+            return f"{', '.join(autos)} chosen at run time by analytic E[T] over the admissible values"
+        allocation = spec.get("allocation", "equal")
+        if allocation == "speed":
+            return "shares proportional to the nodes' speeds, computed at run time"
+        if allocation != "equal":
+            return "shares chosen at run time by analytic E[T]"
+        return ""
+
     def plan(self, strategy: Strategy) -> Plan:
         s_w = per_edge(strategy.s_w, strategy.n_edges)
         reduction_e, reduction_w = _reductions(strategy)
@@ -303,6 +314,9 @@ class HGC(Scheme):
         strategy, evaluation, _ = best_all_nodes(context.model, None, None, scorer)
         return [Candidate("hgc", strategy, "analytic", evaluation, time.perf_counter() - started,
                           scorer.evaluations, note="best (s_e, s_w) on all nodes")]
+
+    def optimize_outline(self, context: OptimizeContext) -> list[RowOutline]:
+        return [RowOutline("hgc", "analytic", note="best (s_e, s_w) on all nodes by analytic E[T]")]
 
 
 def _params(s_e: int, s_w: Any, reduction_e: int, reduction_w: int) -> tuple[tuple[str, Any], ...]:

@@ -10,7 +10,7 @@ import numpy as np
 
 from hgc import codes
 from hgc.errors import ConfigError
-from hgc.schemes.base import Candidate, Plan, Resolved, Scheme, SchemeSpec, Strategy
+from hgc.schemes.base import Candidate, Plan, Resolved, RowOutline, Scheme, SchemeSpec, Strategy
 from hgc.schemes.context import OptimizeContext, ResolveContext
 from hgc.schemes.hgc import HGC_SCHEME
 from hgc.topology import Topology
@@ -29,6 +29,9 @@ class JNCSS(Scheme):
 
     def is_auto(self, spec: SchemeSpec) -> bool:
         return True
+
+    def resolution(self, spec: SchemeSpec) -> str:
+        return "edges, workers and (s_e, s_w) chosen at run time by the greedy JNCSS search (analytic E[T])"
 
     def resolve(self, spec: SchemeSpec, context: ResolveContext) -> Resolved:
         from hgc.optimizer.greedy import greedy_jncss  # the optimizer builds on the scheme modules
@@ -58,28 +61,46 @@ class JNCSS(Scheme):
             yield max(work, key=lambda w: w[2])
 
     def validate_optimize(self, context: OptimizeContext) -> None:
-        """Refuse an exhaustive search that is too large, before anything runs."""
+        """Refuse an exhaustive search that is too large, before anything runs. The search space is counted
+        up to the limit that decides: :data:`EXHAUSTIVE_HARD_LIMIT` for ``--method exhaustive``, else
+        :data:`EXHAUSTIVE_AUTO_LIMIT` (whether the exhaustive row is added)."""
         from hgc.optimizer.exhaustive import exhaustive_size  # the optimizer builds on the scheme modules
 
-        size = exhaustive_size(context.model, cap=EXHAUSTIVE_HARD_LIMIT)
+        cap = EXHAUSTIVE_HARD_LIMIT if context.method == "exhaustive" else EXHAUSTIVE_AUTO_LIMIT
+        size = exhaustive_size(context.model, cap=cap)
         context.options["jncss_space"] = size
         if context.method == "exhaustive" and size > EXHAUSTIVE_HARD_LIMIT:
             raise ConfigError(f"exhaustive JNCSS would score more than {EXHAUSTIVE_HARD_LIMIT} candidates on this "
                               f"system (edges of sizes {list(context.model.topology.workers)}); use the greedy method",
                               "method")
 
+    def _adds_exhaustive(self, context: OptimizeContext) -> bool:
+        """Whether the exhaustive row is computed: asked for, or a search space of at most
+        :data:`EXHAUSTIVE_AUTO_LIMIT` candidates."""
+        if "jncss_space" not in context.options:
+            self.validate_optimize(context)
+        return context.method == "exhaustive" or context.options["jncss_space"] <= EXHAUSTIVE_AUTO_LIMIT
+
     def optimize_rows(self, context: OptimizeContext) -> list[Candidate]:
         from hgc.optimizer.exhaustive import exhaustive_jncss  # the optimizer builds on the scheme modules
         from hgc.optimizer.greedy import greedy_jncss
 
-        if "jncss_space" not in context.options:
-            self.validate_optimize(context)
+        exhaustive_row = self._adds_exhaustive(context)
         greedy = greedy_jncss(context.model, evaluator=context.evaluator, progress=context.progress)
         context.options["jncss_greedy"] = greedy   # the heterogeneity-aware search starts from it
         rows = [Candidate("jncss_greedy", greedy.strategy, "greedy", greedy.evaluation, greedy.seconds,
                           greedy.evaluations, role="search")]
-        if context.method == "exhaustive" or context.options["jncss_space"] <= EXHAUSTIVE_AUTO_LIMIT:
+        if exhaustive_row:
             exhaustive = exhaustive_jncss(context.model, evaluator=context.evaluator, progress=context.progress)
             rows.append(Candidate("jncss_exhaustive", exhaustive.strategy, "exhaustive", exhaustive.evaluation,
                                   exhaustive.seconds, exhaustive.evaluations, exhaustive.space, role="ground_truth"))
         return rows
+
+    def optimize_outline(self, context: OptimizeContext) -> list[RowOutline]:
+        """The greedy row, and the exhaustive one with its search space when :meth:`optimize_rows` adds it."""
+        if not self._adds_exhaustive(context):
+            return [RowOutline("jncss_greedy", "greedy", note="greedy JNCSS search (analytic E[T]); no exhaustive row: "
+                                                              f"more than {EXHAUSTIVE_AUTO_LIMIT} candidates")]
+        return [RowOutline("jncss_greedy", "greedy", note="greedy JNCSS search (analytic E[T])"),
+                RowOutline("jncss_exhaustive", "exhaustive", context.options["jncss_space"],
+                           "every dominance-closed node set and admissible (s_e, s_w)")]

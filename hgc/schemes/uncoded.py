@@ -9,7 +9,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from hgc import codes
-from hgc.schemes.base import Candidate, Plan, Resolved, Scheme, SchemeSpec, Strategy, select_nodes
+from hgc.schemes.base import Candidate, Plan, Resolved, RowOutline, Scheme, SchemeSpec, Strategy, select_nodes
 from hgc.schemes.context import OptimizeContext, ResolveContext
 from hgc.topology import Topology
 
@@ -50,3 +50,6 @@ class Uncoded(Scheme):
         strategy = self.strategy(context.model.topology)
         evaluation = context.evaluator.evaluate(strategy)
         return [Candidate("uncoded", strategy, "fixed", evaluation, time.perf_counter() - started)]
+
+    def optimize_outline(self, context: OptimizeContext) -> list[RowOutline]:
+        return [RowOutline("uncoded", "fixed", note="every node, no redundancy")]
