@@ -242,3 +242,52 @@ def test_speed_profile_validation(profile, key):
     with pytest.raises(ConfigError) as info:
         parse_timing(raw, Topology((2, 2)))
     assert info.value.key.startswith(key)
+
+
+# ----------------------------------------------------------------------------------------------------
+# The CLI: per-edge s_w, allocations, hgc_hetero and speed profiles end to end
+
+CLI_BASE = """
+name: tiny-hetero
+seed: 3
+trials: 4000
+topology: {edges: 3, workers: [2, 3, 3]}
+timing:
+  worker:
+    compute: {dist: shifted_exponential, shift: 1.0, rate: 2.0}
+    overhead: {dist: exponential, mean: 0.05}
+  speed_profile: {spread: 3}
+"""
+
+
+def test_simulate_reports_per_worker_loads_for_unbalanced_schemes(cli, write_config, tmp_path):
+    import pandas as pd
+
+    config = write_config(CLI_BASE + "schemes:\n  - hgc_jncss\n  - hgc_hetero\n"
+                          "  - {scheme: hgc, s_e: 1, s_w: [1, 2, 1], allocation: speed}\n"
+                          "  - {scheme: hgc, s_e: 1, s_w: [1, 2, 1]}\n")
+    result = cli("simulate", config, "--quiet", "--out", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    rows = pd.read_csv(tmp_path / "out" / "summary.csv").set_index("label")
+    speed = rows.loc["hgc(s_e=1,s_w=[1,2,1],allocation=speed)"]
+    assert speed["load_min"] < speed["load_mean"] < speed["load"]          # unbalanced
+    equal = rows.loc["hgc(s_e=1,s_w=[1,2,1])"]
+    # the default shares give every worker the same load (s_e+1) / Σ m_i/(s_w[i]+1), even with per-edge s_w
+    assert equal["load_min"] == equal["load"] == pytest.approx(2 / (2 / 2 + 3 / 3 + 3 / 2))
+    assert rows.loc["hgc_hetero", "effective_time"] <= rows.loc["hgc_jncss", "effective_time"] * 1.02
+
+
+@pytest.mark.parametrize("scheme, key, fragment", [
+    ("{scheme: hgc, s_e: 1, s_w: [1, 1]}", "schemes[0].s_w", "one tolerance per edge (3)"),
+    ("{scheme: hgc, s_e: 1, s_w: [1, 3, 1]}", "schemes[0].s_w[1]", "must be <= 2"),
+    ("{scheme: hgc, s_e: 1, s_w: 1, allocation: fast}", "schemes[0].allocation", "expected one of"),
+    ("{scheme: hgc, s_e: auto, s_w: 1, allocation: speed}", "schemes[0].allocation", "needs fixed s_e"),
+    ("{scheme: hgc_hetero, s_e: 1}", "schemes[0].s_e", "unknown key"),
+])
+def test_bad_heterogeneity_keys_exit_2_with_one_line(cli, write_config, scheme, key, fragment):
+    config = write_config(CLI_BASE + f"schemes:\n  - {scheme}\n", name="bad.yaml")
+    result = cli("simulate", config, "--quiet")
+    assert result.exit_code == 2, result.output
+    message = result.stderr.strip()
+    assert "\n" not in message and "Traceback" not in result.output
+    assert f"bad.yaml: {key}: " in message and fragment in message
