@@ -291,3 +291,32 @@ def test_bad_heterogeneity_keys_exit_2_with_one_line(cli, write_config, scheme, 
     message = result.stderr.strip()
     assert "\n" not in message and "Traceback" not in result.output
     assert f"bad.yaml: {key}: " in message and fragment in message
+
+
+def test_verify_train_and_sweep_run_unbalanced_schemes(cli, write_config, tmp_path):
+    import pandas as pd
+
+    schemes = ("schemes:\n  - hgc_hetero\n  - {scheme: hgc, s_e: 1, s_w: [1, 2, 1], allocation: speed}\n"
+               "  - {scheme: hgc, s_e: 0, s_w: [0, 1, 2], allocation: optimized}\n")
+    config = write_config(CLI_BASE + schemes)
+    result = cli("verify", config, "--quiet", "--out", tmp_path / "verify")
+    assert result.exit_code == 0, result.output
+    checked = pd.read_csv(tmp_path / "verify" / "verify.csv")
+    assert len(checked) == 3 and (checked["max_rel_error"] <= 1e-9).all()
+    train = write_config(CLI_BASE + schemes + "train: {dataset: synthetic_regression, model: least_squares, "
+                         "samples: 3000, features: 5, iterations: 3}\n", name="train.yaml")
+    result = cli("train", train, "--quiet", "--out", tmp_path / "train")
+    assert result.exit_code == 0, result.output
+    summary = pd.read_csv(tmp_path / "train" / "train_summary.csv")
+    assert len(summary) == 3 and (summary["max_grad_rel_error"] <= 1e-8).all()
+    assert (summary["undecodable_iterations"] == 0).all()
+    sweep = write_config("name: spread\nbase:\n" + "\n".join("  " + line for line in (CLI_BASE + (
+        "schemes:\n  - uncoded\n  - {scheme: hgc, s_e: 1, s_w: [1, 2, 1], allocation: speed}\n")).splitlines())
+        + "\ngrid:\n  timing.speed_profile.spread: [1, 4]\n", name="sweep.yaml")
+    result = cli("sweep", sweep, "--executor", "serial", "--quiet", "--out", tmp_path / "sweep")
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(tmp_path / "sweep" / "sweep.csv")
+    assert sorted(set(table["timing.speed_profile.spread"])) == [1, 4]
+    unbalanced = table[table.scheme == "hgc"].set_index("timing.speed_profile.spread")
+    assert unbalanced.loc[1, "load_min"] == unbalanced.loc[1, "load"]     # equal speeds: equal loads
+    assert unbalanced.loc[4, "load_min"] < unbalanced.loc[4, "load"]
