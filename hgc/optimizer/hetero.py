@@ -378,7 +378,7 @@ class _Search:
         gammas, best = _pattern_search(score, (sel.gamma_e, sel.gamma_w), value)
         return sel.with_gammas(gammas), best
 
-    def finish(self, candidates: Sequence[Selection], reduction: tuple[int, int] = (1, 1)
+    def finish(self, candidates: Sequence[Selection]
                ) -> tuple[float, Selection, Strategy, Evaluation, np.ndarray, list[np.ndarray]] | None:
         """The best of ``candidates`` after making their shares exact and evaluating them accurately."""
         best = None
