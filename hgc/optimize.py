@@ -110,18 +110,18 @@ def optimize(config: ExperimentConfig, *, method: str = "greedy", trials: int | 
     return OptimizeResult(table, rows, config, method, run)
 
 
-def _reference_objective(rows: list[Candidate]) -> float:
+def _reference_objective(rows: list[Candidate], family: str | None = None) -> float:
     """What optimality gaps are measured against: the best ground-truth (exhaustive) row, else the best
-    heuristic search row."""
-    for role in ("ground_truth", "search"):
-        values = [objective(r.evaluation) for r in rows if r.role == role and r.evaluation is not None]
+    heuristic search row (only rows of ``family`` when given, and then only ground truths)."""
+    for role in ("ground_truth",) if family is not None else ("ground_truth", "search"):
+        values = [objective(r.evaluation) for r in rows
+                  if r.role == role and r.evaluation is not None and (family is None or r.family == family)]
         if values:
             return min(values)
     return math.nan
 
 
 def _table(rows: list[Candidate], run: MonteCarloRun, seed: int, include_timings: bool) -> pd.DataFrame:
-    has_truth = any(r.role == "ground_truth" for r in rows)
     best = _reference_objective(rows)
     baseline_mc = run.statistics[0].effective_time
     baseline_analytic = rows[0].evaluation.effective_time if rows[0].evaluation is not None else math.nan
@@ -131,10 +131,11 @@ def _table(rows: list[Candidate], run: MonteCarloRun, seed: int, include_timings
         edge_ids, worker_ids = node_ids(st)
         expected = ev.expected_time if ev is not None else math.nan
         value = objective(ev) if ev is not None else stats.effective_time
-        if (row.role == "search" and not has_truth) or not best > 0:
-            gap = math.nan  # (all delays zero: every strategy takes no time, no ratio is defined)
+        reference = _reference_objective(rows, row.family) if row.role == "search" else best
+        if not reference > 0:
+            gap = math.nan  # (no ground truth of its family, or all delays zero: no ratio is defined)
         else:
-            gap = value / best - 1.0
+            gap = value / reference - 1.0
         records.append({
             "strategy": row.label, "scheme": st.kind, "method": row.method,
             "edges": st.n_edges, "workers": st.n_workers, "edge_ids": edge_ids, "worker_ids": worker_ids,

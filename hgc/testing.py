@@ -61,3 +61,20 @@ def random_small_system(seed: int) -> TimingModel:
     family = list(COMPUTE_FAMILIES)[int(rng.integers(len(COMPUTE_FAMILIES)))]
     return random_system(seed, n, [int(m) for m in rng.integers(1, 5, n)], compute=family,
                          overhead_mean=float(np.exp(rng.uniform(math.log(0.01), math.log(0.2)))))
+
+
+def spread_system(n_edges: int, workers: int | Sequence[int], spread: float, *, across: str = "system",
+                  compute: str = "shifted_exponential", overhead_mean: float = 0.02,
+                  edge_uplink_mean: float = 0.01) -> TimingModel:
+    """A system whose workers' speeds follow the linear profile of ``timing.speed_profile`` (from 1 down to
+    ``1/spread``; :func:`hgc.timing.speed_profile`), exactly as a config with these keys would give:
+    compute from ``COMPUTE_FAMILIES[compute]``, exponential overheads (mean ``overhead_mean`` s) and
+    exponential edge→master links (mean ``edge_uplink_mean`` s)."""
+    from hgc.timing import parse_timing  # noqa: PLC0415
+
+    counts = [int(workers)] * n_edges if isinstance(workers, (int, np.integer)) else [int(w) for w in workers]
+    raw = {"worker": {"compute": COMPUTE_FAMILIES[compute],
+                      "overhead": {"dist": "exponential", "mean": overhead_mean}},
+           "edge": {"uplink": {"dist": "exponential", "mean": edge_uplink_mean}},
+           "speed_profile": {"spread": float(spread), "across": across}}
+    return parse_timing(raw, Topology(tuple(counts)))

@@ -8,6 +8,9 @@ proportion to the message's length (a fraction of a vector). Edge ``i`` adds ``P
 straggling) and ``V_i`` (edge→master latency) once per iteration and ``per_vector[i]`` seconds per
 full-length vector it sends to the master. Nodes fail (never report in an
 iteration) independently with probabilities ``worker_failure`` and ``edge_failure``.
+
+An optional ``speed_profile`` gives the workers a linear profile of speed factors (one number to sweep
+for "how heterogeneous is the system"): see :func:`speed_profile`.
 """
 
 from __future__ import annotations
@@ -22,10 +25,13 @@ from hgc.distributions import ZERO, Distribution, parse_distribution
 from hgc.errors import ConfigError
 from hgc.limits import MAX_DELAY, MAX_SPEED, MIN_SPEED
 from hgc.topology import Topology
-from hgc.validation import as_float, as_int, as_list, as_mapping, as_probability, check_keys, join
+from hgc.validation import as_float, as_int, as_list, as_mapping, as_probability, check_keys, describe, join
 
 WORKER_KEYS = ("compute", "overhead", "uplink", "per_vector")
 EDGE_KEYS = ("process", "uplink", "per_vector")
+PROFILE_ACROSS = ("system", "edges")
+"""``speed_profile.across``: one profile over all workers (edge by edge), or the same profile in every edge."""
+MAX_SPREAD = 1e6
 
 
 @dataclass(frozen=True)
@@ -99,6 +105,40 @@ class TimingModel:
 
 
 # ----------------------------------------------------------------------------------------------------
+# Speed profiles
+
+def speed_profile(topology: Topology, spread: float, across: str = "system") -> np.ndarray:
+    """Per worker (edge-major order), the speed factor of a linear profile from 1 down to ``1/spread``.
+
+    ``across="system"``: the ``N`` workers in edge-major order get speeds evenly spaced from 1 (worker 0
+    of edge 0) to ``1/spread`` (the last worker of the last edge), so later edges are slower;
+    ``across="edges"``: inside every edge its ``m_i`` workers are spaced from 1 to ``1/spread`` (every edge
+    has the same mix). A single worker gets speed 1. ``spread = 1`` gives all ones.
+    """
+    if across not in PROFILE_ACROSS:
+        raise ValueError(f"across must be one of {PROFILE_ACROSS}, got {across!r}")
+    if across == "system":
+        big_n = topology.n_workers
+        position = np.arange(big_n) / max(big_n - 1, 1)
+    else:
+        sizes = np.asarray(topology.workers, dtype=np.intp)
+        local = np.arange(topology.n_workers) - np.repeat(np.asarray(topology.offsets[:-1]), sizes)
+        position = local / np.maximum(np.repeat(sizes, sizes) - 1, 1)
+    return 1.0 - (1.0 - 1.0 / float(spread)) * position
+
+
+def _parse_profile(raw: Any, key: str, topology: Topology) -> np.ndarray:
+    """The ``timing.speed_profile`` mapping as per-worker speed factors."""
+    raw = as_mapping(raw, key)
+    check_keys(raw, key, ("spread", "across"), ("spread",))
+    spread = as_float(raw["spread"], join(key, "spread"), minimum=1.0, maximum=MAX_SPREAD)
+    across = raw.get("across", "system")
+    if across not in PROFILE_ACROSS:
+        raise ConfigError(f"expected one of {', '.join(PROFILE_ACROSS)}, got {describe(across)}", join(key, "across"))
+    return speed_profile(topology, spread, across)
+
+
+# ----------------------------------------------------------------------------------------------------
 # Parsing the `timing:` section
 
 def _parse_node(raw: Any, key: str, keys: tuple[str, ...], base_dir: Path | None,
@@ -133,7 +173,7 @@ def parse_timing(raw: Any, topology: Topology, key: str = "timing",
                  base_dir: Path | None = None) -> TimingModel:
     """Resolve the ``timing:`` section (defaults, then overrides in order) to per-node distributions."""
     raw = as_mapping(raw if raw is not None else {}, key)
-    check_keys(raw, key, ("worker", "edge", "failures", "overrides"), ("worker",))
+    check_keys(raw, key, ("worker", "edge", "failures", "overrides", "speed_profile"), ("worker",))
     worker = _parse_node(raw["worker"], join(key, "worker"), WORKER_KEYS, base_dir, allow_speed=True)
     if "compute" not in worker:
         raise ConfigError("missing required key 'compute' (whole-dataset compute time distribution)",
@@ -176,6 +216,16 @@ def parse_timing(raw: Any, topology: Topology, key: str = "timing",
                 edge_fields[e].update(values)
                 if "speed" in values:
                     edge_fields[e]["speed_key"] = join(join(okey, "edge"), "speed")
+
+    if "speed_profile" in raw:
+        profile = _parse_profile(raw["speed_profile"], join(key, "speed_profile"), topology)
+        for node, factor in zip(worker_fields, profile.tolist()):
+            if factor != 1.0:
+                node["speed"] = node["speed"] * factor
+                node.setdefault("speed_key", join(join(key, "speed_profile"), "spread"))
+                if node["speed"] < MIN_SPEED:
+                    raise ConfigError(f"with the speed factors of 'worker'/'overrides' some worker's speed would "
+                                      f"be {node['speed']:.3g} < {MIN_SPEED:g}", join(key, "speed_profile"))
 
     failures = as_mapping(raw.get("failures", {}), join(key, "failures"))
     check_keys(failures, join(key, "failures"), ("worker", "edge"))

@@ -333,11 +333,16 @@ def test_agrees_with_monte_carlo_on_example_configs(path):
     config = load_config(path)
     model, topo = config.timing, config.topology
     strategies = {make_strategy("uncoded", topo)}
+    from hgc.optimizer.hetero import allocate_on
+
     for spec in config.schemes:
         if spec.kind == "hgc" and spec.s_e != "auto" and spec.s_w != "auto":
-            strategies.add(make_strategy("hgc", topo, s_e=int(spec.s_e), s_w=int(spec.s_w)))
+            if spec.get("allocation", "equal") == "equal":
+                strategies.add(make_strategy("hgc", topo, s_e=int(spec.s_e), s_w=spec.s_w))
+            else:                                   # unbalanced per-worker loads
+                strategies.add(allocate_on(model, int(spec.s_e), spec.s_w, spec.get("allocation"))[0])
     strategies.add(best_hgc_tolerances(model))
-    strategies = sorted(strategies, key=lambda st: (st.kind, st.s_e or 0, st.s_w or 0))
+    strategies = sorted(strategies, key=lambda st: (st.kind, st.s_e or 0, str(st.s_w), str(st.worker_loads)))
     trials = 1_000_000 if topo.n_workers <= 40 else 200_000
     run = run_strategies(model, strategies, seed=12345, trials=trials)
     evaluator = Evaluator(model)

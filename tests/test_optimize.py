@@ -257,6 +257,15 @@ def test_optimize_table_rows_and_reproducibility(write_config):
     assert (table["trials"] == 20000).all() and (table["seed"] == 5).all()
     greedy = table.set_index("strategy").loc["jncss_greedy"]
     assert greedy["optimality_gap"] == pytest.approx(0.0, abs=0.01)
+    # each greedy row against the exhaustive row of its own search; the others against the best exhaustive one
+    rows = table.set_index("strategy")
+    effective = rows["effective_time"]
+    best = min(effective["jncss_exhaustive"], effective["hetero_exhaustive"])
+    assert greedy["optimality_gap"] == pytest.approx(effective["jncss_greedy"] / effective["jncss_exhaustive"] - 1)
+    assert rows.loc["hetero_greedy", "optimality_gap"] == pytest.approx(
+        effective["hetero_greedy"] / effective["hetero_exhaustive"] - 1)
+    assert rows.loc["jncss_exhaustive", "optimality_gap"] == pytest.approx(effective["jncss_exhaustive"] / best - 1)
+    assert rows.loc["uncoded", "optimality_gap"] == pytest.approx(effective["uncoded"] / best - 1)
     assert greedy["edges"] == 2 and greedy["edge_ids"] == "0;1"
     assert abs(greedy["z_score"]) < 5 and greedy["speedup"] > 1
     again = optimize_table(config, include_timings=False)

@@ -4,7 +4,7 @@ Importing this package needs only NumPy. The pieces, one concept per module:
 
 * :mod:`~hgc.codes.allocation` — edge and worker shares, per-edge tolerances, message reductions,
   per-worker loads and message lengths as exact fractions (:func:`hgc_allocation`,
-  :func:`quantize_shares`, :func:`load_lower_bound`);
+  :func:`quantize_shares`, :func:`load_lower_bound`, :func:`profile_allocation` for unequal load profiles);
 * :mod:`~hgc.codes.placement` — which partitions each node holds; the load arithmetic (docs/model.md §3)
   (:func:`worker_load`, :func:`worker_loads`, :func:`message_lengths`, :func:`hgc_reachable`,
   :func:`smallest_partitions`);
@@ -36,8 +36,9 @@ Example::
 """
 
 from hgc.codes.allocation import (MAX_PARTITIONS, Allocation, balanced_edge_shares, hgc_allocation,
-                                  hgc_worker_loads, load_lower_bound, min_max_edge_shares, per_edge_tolerances,
-                                  quantize_shares)
+                                  edge_capacity, hgc_worker_loads, load_lower_bound, min_max_edge_shares,
+                                  per_edge_tolerances, profile_allocation, profile_load_bound, quantize_shares,
+                                  waterfill_exact)
 from hgc.codes.constructions import (CONSTRUCTIONS, LayerCode, atoms, build_layer, chebyshev_points, equispaced_points,
                                      fractional_repetition_coefficients, gaussian_coefficients,
                                      null_space_coefficients, polynomial_coefficients, straggler_patterns)
@@ -55,11 +56,11 @@ __all__ = [
     "Allocation", "ArcPlacement", "Decoding", "FlatCode", "GradientCode", "HierarchicalCode",
     "HierarchicalPlacement", "LayerCode",
     "admissible_hgc", "atoms", "balanced_edge_shares", "build_code", "build_layer", "chebyshev_points",
-    "check_hgc", "chunk_length", "condition_numbers", "cyclic_placement", "decode_layer", "edge_mask",
+    "check_hgc", "chunk_length", "condition_numbers", "cyclic_placement", "decode_layer", "edge_capacity", "edge_mask",
     "equispaced_points", "flat_placement", "fractional_repetition_coefficients", "fractional_repetition_placement",
     "gaussian_coefficients", "hgc_allocation", "hgc_reachable", "hgc_worker_loads", "hierarchical_placement",
     "load_lower_bound", "make_placement", "max_edge_tolerance", "message_lengths", "min_max_edge_shares",
-    "min_norm_weights", "null_space_coefficients", "per_edge_tolerances", "polynomial_coefficients",
+    "min_norm_weights", "null_space_coefficients", "per_edge_tolerances", "polynomial_coefficients", "profile_allocation", "profile_load_bound",
     "proportional_cyclic_placement", "quantize_shares", "share_placement", "smallest_partitions",
-    "split_chunks", "straggler_patterns", "worker_load", "worker_loads", "worker_mask",
+    "split_chunks", "straggler_patterns", "waterfill_exact", "worker_load", "worker_loads", "worker_mask",
 ]

@@ -213,6 +213,91 @@ def equal_worker_shares(m: int, s_w: int, reduction_w: int = 1) -> tuple[Fractio
 
 
 # ----------------------------------------------------------------------------------------------------
+# Load profiles: the bound for unequal loads (Theorem C of docs/theory.md)
+# ----------------------------------------------------------------------------------------------------
+
+def waterfill_exact(weights: Sequence[int | Fraction], total: int) -> tuple[Fraction, tuple[Fraction, ...]]:
+    """Shares ``min(1, w_j / θ)`` adding up to ``total`` and the *level* ``θ`` (exact, rational weights).
+
+    Weights are non-negative integers or Fractions; a zero weight gets share 0. Needs at least ``total``
+    positive weights. When exactly ``total`` are positive every one of them is capped at 1 and ``θ`` is
+    the smallest positive weight (the largest level with that outcome).
+    """
+    w = [Fraction(x) for x in weights]
+    if any(x < 0 for x in w):
+        raise ConfigError(f"weights must be >= 0, got {[str(x) for x in w]}", "weights")
+    positive = [j for j, x in enumerate(w) if x > 0]
+    if len(positive) < total:
+        raise UnreachableBoundError(f"{len(positive)} positive weights cannot carry {total} copies of the data "
+                                    "(a node holds each partition at most once)", "weights")
+    if len(positive) == total:
+        return min(w[j] for j in positive), tuple(Fraction(1) if x > 0 else Fraction(0) for x in w)
+    capped: set[int] = set()
+    while True:
+        free = [j for j in positive if j not in capped]
+        level = sum((w[j] for j in free), Fraction(0)) / (total - len(capped))    # Σ_free w/θ = total - |capped|
+        over = {j for j in free if w[j] > level}
+        if not over:
+            return level, tuple(Fraction(1) if j in capped else (w[j] / level if w[j] > 0 else Fraction(0))
+                                for j in range(len(w)))
+        capped |= over
+
+
+def edge_capacity(weights: Sequence[int | Fraction], s_w: int, reduction_w: int = 1) -> Fraction:
+    """``c_i``: the largest share an edge can cover per unit of the load scale ``λ`` when worker ``j`` may
+    hold at most ``λ w_j``: the level ``θ`` with ``Σ_j min(w_j, θ) = (s_w + ℓ_w) θ`` (0 when fewer than
+    ``s_w + ℓ_w`` workers have a positive weight). ``m / (s_w + ℓ_w)`` for equal weights 1."""
+    try:
+        level, _ = waterfill_exact(weights, s_w + reduction_w)
+    except UnreachableBoundError:
+        return Fraction(0)
+    return level
+
+
+def profile_allocation(workers: Sequence[int], s_e: int, s_w: int | Sequence[int],
+                       weights: Sequence[Sequence[int | Fraction]], reduction_e: int = 1,
+                       reduction_w: int = 1) -> tuple[Fraction, "Allocation"]:
+    """The smallest load scale ``λ*`` for a *load profile* and an allocation that reaches it (exact).
+
+    ``weights[i][j] >= 0`` (integers or Fractions) is the relative load worker ``j`` of edge ``i`` should
+    carry: any code tolerating ``s_e`` edges and ``s_w[i]`` workers of edge ``i`` (full-length messages)
+    has ``max_ij load_ij / w_ij >= λ*`` (Theorem C), where ``Σ_i min(1, λ* c_i) = s_e + 1`` and ``c_i`` is
+    :func:`edge_capacity`. The returned allocation has ``f_i = min(1, λ* c_i)``, ``g_ij = min(1, w_ij/c_i)``
+    and loads ``min(λ* w_ij, f_i) <= λ* w_ij``, with equality for some worker: the bound is met. Equal
+    weights give :func:`load_lower_bound` (Theorem 1 when no edge is capped). With reductions the same
+    construction uses ``s + ℓ`` in place of ``s + 1`` (no optimality claim there).
+    """
+    workers = check_workers(workers)
+    tol = per_edge_tolerances(workers, s_w)
+    if len(weights) != len(workers):
+        raise ConfigError(f"needs one weight list per edge ({len(workers)}), got {len(weights)}", "weights")
+    capacity = []
+    for i, (m, row) in enumerate(zip(workers, weights)):
+        if len(row) != m:
+            raise ConfigError(f"needs one weight per worker ({m}), got {len(row)}", f"weights[{i}]")
+        capacity.append(edge_capacity(row, tol[i], reduction_w))
+    target = s_e + reduction_e
+    if sum(1 for c in capacity if c > 0) < target:
+        raise UnreachableBoundError(f"fewer than s_e + reduction_e = {target} edges can hold data with these "
+                                    "weights and tolerances", "s_e")
+    level, edge_shares = waterfill_exact(capacity, target)
+    scale = 1 / level
+    inner = []
+    for m, t, row, f in zip(workers, tol, weights, edge_shares):
+        inner.append(waterfill_exact(row, t + reduction_w)[1] if f > 0 else (Fraction(0),) * m)
+    alloc = hgc_allocation(workers, s_e, tol, edge_shares=edge_shares, worker_shares=inner,
+                           reduction_e=reduction_e, reduction_w=reduction_w)
+    return scale, alloc
+
+
+def profile_load_bound(workers: Sequence[int], s_e: int, s_w: int | Sequence[int],
+                       weights: Sequence[Sequence[int | Fraction]]) -> Fraction:
+    """``λ*`` of :func:`profile_allocation`: no code (full-length messages) gives every worker a load of
+    at most ``λ w_ij`` with ``λ < λ*``."""
+    return profile_allocation(workers, s_e, s_w, weights)[0]
+
+
+# ----------------------------------------------------------------------------------------------------
 # The allocation
 # ----------------------------------------------------------------------------------------------------
 

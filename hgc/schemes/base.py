@@ -208,7 +208,8 @@ class Candidate:
     ``evaluation`` is the analytic result (``None`` when the strategy has no analytic form and was chosen
     by simulation); ``role`` is ``"ground_truth"`` for exhaustive searches (optimality gaps are measured
     against them), ``"search"`` for heuristic searches (whose own gap is unknown without a ground truth),
-    ``""`` otherwise.
+    ``""`` otherwise. ``family`` pairs a search row with the ground truth it approximates (a search row's gap
+    is measured against the exhaustive row of its own family only).
     """
 
     label: str
@@ -220,6 +221,7 @@ class Candidate:
     space: int | None = None
     note: str = ""
     role: str = ""
+    family: str = ""
 
 
 @dataclass(frozen=True)

@@ -62,7 +62,7 @@ class HeterogeneityAware(Scheme):
         jncss = context.options.get("jncss_greedy")
         greedy = hetero_greedy(context.model, evaluator=context.evaluator, jncss=jncss, progress=context.progress)
         rows = [Candidate("hetero_greedy", greedy.strategy, "greedy", greedy.evaluation, greedy.seconds,
-                          greedy.evaluations, role="search", note="; ".join(greedy.notes))]
+                          greedy.evaluations, role="search", note="; ".join(greedy.notes), family="hetero")]
         small = hetero_space(context.model, HETERO_EXHAUSTIVE_LIMIT) <= HETERO_EXHAUSTIVE_LIMIT
         if small:
             try:
@@ -70,7 +70,8 @@ class HeterogeneityAware(Scheme):
             except ConfigError:
                 return rows
             rows.append(Candidate("hetero_exhaustive", exhaustive.strategy, "exhaustive", exhaustive.evaluation,
-                                  exhaustive.seconds, exhaustive.evaluations, exhaustive.space, role="ground_truth"))
+                                  exhaustive.seconds, exhaustive.evaluations, exhaustive.space, role="ground_truth",
+                                  family="hetero"))
         return rows
 
     def optimize_outline(self, context: OptimizeContext) -> list[RowOutline]:

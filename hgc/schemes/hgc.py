@@ -123,6 +123,9 @@ class HGC(Scheme):
                 params.append(("allocation", allocation))
         spec = SchemeSpec(self.name, tuple(params))
         fixed = [v for k, v in params if k != "allocation"]
+        if AUTO in fixed and spec.get("allocation", "equal") != "equal":
+            raise ConfigError(f"allocation {spec.get('allocation')} needs fixed s_e, s_w and reductions (use the "
+                              "hgc_hetero scheme to choose them too)", join(key, "allocation"))
         if AUTO not in fixed and spec.get("allocation", "equal") == "equal":
             try:
                 codes.hgc_allocation(topology.workers, int(s_e), s_w, reduction_e=int(spec.get("reduction_e", 1)),
