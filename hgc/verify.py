@@ -338,9 +338,22 @@ class VerifyResult:
         ]
 
 
+LABEL_COLUMNS = ("s", "s_e", "s_w", "reduction_e", "reduction_w", "reduction")
+
+
 def _label(row: Mapping[str, Any]) -> str:
-    parameters = ",".join(f"{k}={row[k]}" for k in ("s", "s_e", "s_w") if row.get(k) is not None)
-    return f"{row['scheme']}({parameters})" if parameters else str(row["scheme"])
+    """``scheme(s_e=1,s_w=1,...)``: the tolerances, the reductions other than 1 and the scheme's other
+    parameters as written (``allocation=speed``), so two codes of one config never share a label."""
+    parameters = [f"{k}={_text(row[k])}" for k in LABEL_COLUMNS
+                  if row.get(k) is not None and not (k.startswith("reduction") and row[k] == 1)]
+    parameters += [f"{k}={v}" for k, v in row.get("extra", ())]
+    return f"{row['scheme']}({','.join(parameters)})" if parameters else str(row["scheme"])
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(str(v) for v in value) + "]"
+    return str(value)
 
 
 def _cases(config: ExperimentConfig, tol: float) -> Iterator[tuple[dict[str, Any], GradientCode | None, str]]:
@@ -352,7 +365,8 @@ def _cases(config: ExperimentConfig, tol: float) -> Iterator[tuple[dict[str, Any
     for j, spec in enumerate(config.schemes):
         scheme = spec.scheme
         for strategy, note, columns in scheme.verify_strategies(spec, context):
-            row: dict[str, Any] = {"scheme": spec.kind, **columns}
+            row: dict[str, Any] = {"scheme": spec.kind, **columns,
+                                   "extra": tuple((k, v) for k, v in spec.params if k not in LABEL_COLUMNS)}
             try:
                 if strategy is None:
                     raise ConfigError(note, f"schemes[{j}]")

@@ -106,6 +106,17 @@ def test_verify_config_rows_autos_and_notes(tmp_path):
     assert written.s_e.iloc[0] == "" and written.s.iloc[0] == ""          # non-applicable tolerances are empty
 
 
+def test_verify_labels_tell_codes_of_one_config_apart(tmp_path):
+    path = write_config(tmp_path, "topology: {workers: [3, 3, 4]}\nschemes:\n  - {scheme: hgc, s_e: 1, s_w: 1}\n"
+                                  "  - {scheme: hgc, s_e: 1, s_w: 1, allocation: speed}\n"
+                                  "  - {scheme: hgc, s_e: 0, s_w: 1, reduction_e: 2}\n"
+                                  "  - {scheme: hgc, s_e: 1, s_w: [1, 0, 1]}\n")
+    table = verify_config(load_config(path), max_patterns=50)
+    assert table.label.tolist() == ["hgc(s_e=1,s_w=1)", "hgc(s_e=1,s_w=1,allocation=speed)",
+                                    "hgc(s_e=0,s_w=1,reduction_e=2)", "hgc(s_e=1,s_w=1;0;1)"]
+    assert (table.failures == 0).all()
+
+
 def test_verify_uses_data_partitions(tmp_path):
     path = write_config(tmp_path, "topology: {workers: [2, 2]}\nschemes:\n  - {scheme: hgc, s_e: 1, s_w: 1}\n"
                                   "data: {partitions: 6}\n")
