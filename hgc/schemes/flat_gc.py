@@ -24,6 +24,7 @@ class FlatGC(Scheme):
 
     name = "flat_gc"
     keys = ("s", "reduction")
+    implied = {"reduction": 1}
     summary = "flat gradient coding over all N workers, s stragglers; edges relay every message"
 
     def parse(self, raw: Mapping[str, Any], key: str, topology: Topology) -> SchemeSpec:
@@ -89,8 +90,8 @@ class FlatGC(Scheme):
 
     def smallest_partitions(self, strategy: Strategy) -> int:
         reduction = int(strategy.get("reduction", 1))
-        return codes.smallest_partitions("flat_gc", strategy.worker_counts, s=int(strategy.s),
-                                         **({"reduction": reduction} if reduction != 1 else {}))
+        options: dict[str, Any] = {"reduction": reduction} if reduction != 1 else {}
+        return codes.smallest_partitions("flat_gc", strategy.worker_counts, s=int(strategy.s), **options)
 
     def verify_strategies(self, spec: SchemeSpec, context: ResolveContext
                           ) -> list[tuple[Strategy | None, str, dict[str, Any]]]:
@@ -111,7 +112,7 @@ class FlatGC(Scheme):
     def verify_work(self, spec: SchemeSpec, topology: Topology) -> Iterator[tuple[int, int | None, int]]:
         big_n = topology.n_workers
         reduction = 1 if spec.get("reduction", 1) == AUTO else int(spec.get("reduction", 1))
-        options = {"reduction": reduction} if reduction != 1 else {}
+        options: dict[str, Any] = {"reduction": reduction} if reduction != 1 else {}
         for s in (range(big_n - reduction + 1) if spec.s == AUTO else [int(spec.s)]):
             yield (big_n, codes.smallest_partitions("flat_gc", topology.workers, s=s, **options),
                    math.comb(big_n, s))
@@ -119,6 +120,7 @@ class FlatGC(Scheme):
     def optimize_rows(self, context: OptimizeContext) -> list[Candidate]:
         from hgc.optimizer.flat import best_flat_gc  # the optimizer builds on this module
 
-        flat = best_flat_gc(context.model, seed=context.seed, evaluator=context.evaluator, progress=context.progress)
+        flat = best_flat_gc(context.model, seed=context.seed, evaluator=context.evaluator, progress=context.progress,
+                            reduction=None)
         return [Candidate("flat_gc", flat.strategy, flat.method, flat.evaluation, flat.seconds, flat.candidates,
                           note=flat.note)]
