@@ -239,3 +239,19 @@ def test_train_with_reductions_gives_exact_gradients_and_the_uncoded_loss_curve(
         np.testing.assert_allclose(loss[label].to_numpy(), loss["uncoded"].to_numpy(), rtol=1e-9, atol=0)
     times = history.pivot(index="iteration", columns="label", values="sim_time")
     assert times.iloc[-1].nunique() == len(loss.columns)
+
+
+@pytest.mark.parametrize("workers,worker_link,edge_link", [([5, 6, 7], 0.5, 0.02), ([6, 2, 3, 7], 0.01, 1.0),
+                                                           ([3, 6, 5], 0.0, 0.02)])
+def test_greedy_jncss_with_reductions_is_not_worse_than_full_length_on_other_systems(workers, worker_link, edge_link):
+    """Not a theorem for the greedy (its paths differ), so checked on systems with either link dominant."""
+    raw = copy.deepcopy(LINKS)
+    raw["topology"] = {"edges": len(workers), "workers": workers}
+    raw["timing"]["worker"]["per_vector"] = worker_link
+    raw["timing"]["edge"]["per_vector"] = edge_link
+    raw["timing"]["overrides"] = [{"edges": [0], "worker": {"speed": 0.5}}]
+    model = config_from_mapping(raw).timing
+    evaluator = Evaluator(model)
+    full = greedy_jncss(model, evaluator=evaluator, reduction_e=1, reduction_w=1)
+    auto = greedy_jncss(model, evaluator=evaluator)
+    assert auto.objective <= full.objective * (1 + 1e-9)
