@@ -372,9 +372,10 @@ class Evaluator:
         compute, others = self._type_quantiles(q)
         return compute[self.worker_type], others[self.worker_type]
 
-    def edge_quantiles(self, q: float) -> np.ndarray:
-        """Per edge of the model: ``β`` plus the quantiles at ``q`` of its processing and link delays (s)."""
-        return self.edge_quantile_sum(q)[self.edge_type]
+    def edge_quantiles(self, q: float, message: float = 1.0) -> np.ndarray:
+        """Per edge of the model: ``β · message`` (its per-vector time for a message of that length, a
+        fraction of a gradient) plus the quantiles at ``q`` of its processing and link delays (s)."""
+        return (self.edge_quantile_sum(q) - (1.0 - message) * self.edge_beta)[self.edge_type]
 
     # -- support bounds --------------------------------------------------------------------------------
     def _type_quantiles(self, q: float) -> tuple[np.ndarray, np.ndarray]:

@@ -241,9 +241,15 @@ def table_text(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], width:
     return "\n".join(out)
 
 
+REDUCTION_COLUMNS = ("reduction_e", "reduction_w", "reduction")
+"""Shown in printed tables only when some row sends shorter messages (a value other than 1)."""
+
+
 def echo_table(table: Any, columns: Sequence[str], required: int = 1) -> None:
-    """Print a pandas table's ``columns`` (those it has) fitted to the terminal."""
-    present = [c for c in columns if c in table.columns]
+    """Print a pandas table's ``columns`` (those it has; reduction columns only when some value is not 1)
+    fitted to the terminal."""
+    present = [c for c in columns if c in table.columns
+               and not (c in REDUCTION_COLUMNS and table[c].dropna().isin([1]).all())]
     click.echo(table_text(table[present].to_dict("records"), present, required=required))
 
 

@@ -10,7 +10,8 @@ from hgc.cli.common import (allow_large_option, config_argument, dry_run_option,
                             handle_errors, load_experiment, out_option, output_dir, overrides_argument,
                             progress_factory, progress_option, quiet_option, seed_option, trials_option)
 
-TABLE_COLUMNS = ["strategy", "edges", "workers", "s_e", "s_w", "s", "load", "effective_time", "mc_effective_time",
+TABLE_COLUMNS = ["strategy", "edges", "workers", "s_e", "s_w", "s", "reduction_e",
+                 "reduction_w", "reduction", "load", "effective_time", "mc_effective_time",
                  "mc_sem_time", "speedup", "optimality_gap", "optimizer_seconds", "edge_ids"]
 
 

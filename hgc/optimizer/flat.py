@@ -10,7 +10,7 @@ import numpy as np
 
 from hgc.analytic import Evaluation, Evaluator, NotAnalyticError
 from hgc.errors import ConfigError
-from hgc.optimizer.tolerances import spread_values
+from hgc.optimizer.tolerances import links_free, spread_values
 from hgc.progress import ProgressFactory, chunk_progress
 from hgc.rng import Stream
 from hgc.schemes import Strategy
@@ -54,6 +54,15 @@ REDUCTIONS = (1, 2, 3, 4)
 """Message reductions tried when ``reduction`` is chosen automatically."""
 
 
+def flat_reductions(model: TimingModel, reduction: int | None = None) -> tuple[int, ...]:
+    """The reductions ``ℓ`` a flat search tries: ``reduction`` if given, else :data:`REDUCTIONS` — only 1
+    when no link charges for length (``per_vector`` 0 everywhere): with ``s`` fixed, ``ℓ = 1`` keeps the
+    master's rank and the decodable patterns and lowers the load, so ``T`` is pointwise no larger."""
+    if reduction is not None:
+        return (reduction,)
+    return (1,) if all(links_free(model)) else REDUCTIONS
+
+
 def best_flat_gc(model: TimingModel, *, seed: int, evaluator: Evaluator | None = None,
                  progress: ProgressFactory | None = None, s: int | None = None,
                  reduction: int | None = 1) -> FlatChoice:
@@ -64,7 +73,8 @@ def best_flat_gc(model: TimingModel, *, seed: int, evaluator: Evaluator | None =
     delays, no edge failures) and the order statistic is cheap enough; otherwise (a FIFO relay queue)
     by a Monte Carlo pilot on ``Stream.PILOT`` (independent of the reported Monte Carlo run) comparing
     the candidates on common random numbers. Every ``s`` is tried for ``N <= FLAT_ALL_S_LIMIT``, else a
-    spread of about 24 values and then the neighbours of the best; reductions from :data:`REDUCTIONS`.
+    spread of about 24 values and then the neighbours of the best; reductions from :func:`flat_reductions`,
+    scored one reduction at a time (the full-length candidates first, on the pilot they always had).
     """
     started = time.perf_counter()
     topo = model.topology
@@ -91,11 +101,13 @@ def best_flat_gc(model: TimingModel, *, seed: int, evaluator: Evaluator | None =
             values_ = np.array([st.effective_time if st.decoded else np.inf for st in run.statistics])
         tried.update(zip(todo, values_.tolist()))
 
-    reductions = REDUCTIONS if reduction is None else (reduction,)
+    reductions = flat_reductions(model, reduction)
     if s is not None:
-        score((s, b) for b in reductions)
+        for b in reductions:
+            score([(s, b)])
     elif big_n <= FLAT_ALL_S_LIMIT:
-        score((a, b) for b in reductions for a in range(big_n))
+        for b in reductions:
+            score((a, b) for a in range(big_n))
     else:
         for b in reductions:
             values = list(range(big_n - b + 1))
@@ -112,7 +124,8 @@ def best_flat_gc(model: TimingModel, *, seed: int, evaluator: Evaluator | None =
                           "schemes")
     best_s, best_reduction = min(tried, key=lambda p: (tried[p], p[0], p[1]))
     strategy = FLAT.strategy(topo, s=best_s, reduction=best_reduction)
-    what = "s and the reduction" if reduction is None and s is None else ("the reduction" if s is not None else "s")
+    searched = len(reductions) > 1
+    what = "s and the reduction" if searched and s is None else ("the reduction" if s is not None else "s")
     if analytic:
         evaluation = evaluator.evaluate(strategy)
         note = f"{what} by analytic E[T] over {len(tried)} values"

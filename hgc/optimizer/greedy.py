@@ -39,7 +39,8 @@ from hgc.codes import hgc_reachable
 from hgc.optimizer.ranking import SCORE_LEVELS, speed_scores, worker_ranking
 from hgc.optimizer.scoring import JNCSSResult, Scorer, final, objective
 from hgc.progress import ProgressFactory, progress_bar
-from hgc.optimizer.tolerances import admissible_pairs, best_all_nodes, doubling, spread_values, tolerance_search
+from hgc.optimizer.tolerances import (admissible_pairs, best_all_nodes, doubling, reduction_pairs, spread_values,
+                                      tolerance_search)
 from hgc.schemes import Strategy
 from hgc.schemes.hgc import HGC_SCHEME
 from hgc.timing import TimingModel
@@ -61,25 +62,41 @@ class _State:
     counts: tuple[int, ...]   # participating workers per edge (prefix of the ranking), 0 = dropped
     s_e: int
     s_w: int
+    l_e: int = 1              # message reductions ℓ_e, ℓ_w
+    l_w: int = 1
+
+    @property
+    def code(self) -> tuple[int, int, int, int]:
+        return self.s_e, self.s_w, self.l_e, self.l_w
+
+
+def _state(counts: Sequence[int], st: Strategy) -> _State:
+    """The state of a searched strategy on ``counts``."""
+    return _State(tuple(counts), int(st.s_e), int(st.s_w), int(st.get("reduction_e", 1)),
+                  int(st.get("reduction_w", 1)))
 
 
 class _Greedy:
     """Step 3 of the greedy (see the module docstring)."""
 
-    def __init__(self, model: TimingModel, scorer: Scorer, ranking: tuple[tuple[int, ...], ...]):
+    def __init__(self, model: TimingModel, scorer: Scorer, ranking: tuple[tuple[int, ...], ...],
+                 reductions: Sequence[tuple[int, int]] = ((1, 1),)):
         self.model = model
         self.scorer = scorer
         self.ranking = ranking
         self.sizes = model.topology.workers
+        self.reductions = tuple(reductions)
         self.on_round: Callable[[], object] = lambda: None
 
     def strategy(self, state: _State) -> Strategy | None:
         counts = [c for c in state.counts if c > 0]
-        if not counts or not hgc_reachable(counts, state.s_e, state.s_w):
+        if (not counts or (state.l_e, state.l_w) not in self.reductions
+                or not hgc_reachable(counts, state.s_e, state.s_w, state.l_e, state.l_w)):
             return None
         edges = [i for i, c in enumerate(state.counts) if c > 0]
         workers = [tuple(sorted(self.ranking[i][: state.counts[i]])) for i in edges]
-        return HGC_SCHEME.candidate(edges, workers, state.s_e, state.s_w)
+        return HGC_SCHEME.candidate(edges, workers, state.s_e, state.s_w, reduction_e=state.l_e,
+                                    reduction_w=state.l_w)
 
     def scores(self, state: _State) -> tuple[np.ndarray, np.ndarray]:
         """Slowness scores at ``state``'s load: ``(per worker incl. its edge's link, per edge)``; an edge's
@@ -87,8 +104,9 @@ class _Greedy:
         st = self.strategy(state)
         evaluator = self.scorer.evaluator
         topo = self.model.topology
-        worker = speed_scores(evaluator, st.load if st is not None else 1.0 / topo.n_workers)
-        link = sum((evaluator.edge_quantiles(q) for q in SCORE_LEVELS), np.zeros(len(self.sizes)))
+        worker = speed_scores(evaluator, st.load if st is not None else 1.0 / topo.n_workers,
+                              1.0 / (state.l_e * state.l_w))
+        link = sum((evaluator.edge_quantiles(q, 1.0 / state.l_e) for q in SCORE_LEVELS), np.zeros(len(self.sizes)))
         edge = np.zeros(len(self.sizes))
         for i, m in enumerate(self.sizes):
             c = state.counts[i] if state.counts[i] > 0 else m
@@ -98,13 +116,13 @@ class _Greedy:
         return worker + link[topo.worker_edge], edge
 
     def moves(self, state: _State) -> list[_State]:
-        counts, s_e, s_w = list(state.counts), state.s_e, state.s_w
+        counts, s_e, s_w, l_e, l_w = list(state.counts), state.s_e, state.s_w, state.l_e, state.l_w
         out: list[_State] = []
         topo = self.model.topology
 
-        def add(new_counts: Sequence[int], a: int, b: int) -> None:
-            if a >= 0 and b >= 0:
-                out.append(_State(tuple(new_counts), a, b))
+        def add(new_counts: Sequence[int], a: int, b: int, c: int = l_e, d: int = l_w) -> None:
+            if a >= 0 and b >= 0 and (c, d) in self.reductions:
+                out.append(_State(tuple(new_counts), a, b, c, d))
 
         for i, c in enumerate(counts):            # one worker fewer / more in edge i
             if c > 1:
@@ -119,7 +137,7 @@ class _Greedy:
             taken = 0
             while heap and taken < r:
                 _, i = heap.pop(0)
-                if dropped[i] - 1 >= s_w + 1:
+                if dropped[i] - 1 >= s_w + l_w:
                     dropped[i] -= 1
                     taken += 1
                     p = self.ranking[i][dropped[i] - 1]
@@ -156,12 +174,12 @@ class _Greedy:
             add(dropped, s_e, s_w)
             add(dropped, round(s_e * (len(present) - r) / len(present)), s_w)
         for i in sorted(absent, key=lambda i: edge_scores[i])[:EDGE_MOVES]:
-            for c in spread_values(list(range(s_w + 1, self.sizes[i] + 1)), 4):
+            for c in spread_values(list(range(s_w + l_w, self.sizes[i] + 1)), 4):
                 back = counts[:i] + [c] + counts[i + 1:]
                 add(back, s_e, s_w)
                 add(back, s_e + 1, s_w)
         top = max(counts)
-        for cap in spread_values(list(range(s_w + 1, top)), 3)[::-1]:   # every edge capped at `cap` workers
+        for cap in spread_values(list(range(s_w + l_w, top)), 3)[::-1]:   # every edge capped at `cap` workers
             add([min(c, cap) for c in counts], s_e, s_w)
         for da, db in ((1, 0), (-1, 0), (0, 1), (0, -1), (1, -1), (-1, 1)):
             add(counts, s_e + da, s_w + db)
@@ -169,6 +187,15 @@ class _Greedy:
             shifted = [c + db if c > 0 else 0 for c in counts]
             if all(c == 0 or 1 <= c <= m for c, m in zip(shifted, self.sizes)):
                 add(shifted, s_e, s_w + db)
+        if len(self.reductions) > 1:
+            # a reduction by ±1; traded against its tolerance (s + ℓ, hence the load, kept); the same worker
+            # message length 1/(ℓ_e ℓ_w) split differently between the layers
+            for dc, dd in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+                add(counts, s_e, s_w, l_e + dc, l_w + dd)
+                add(counts, s_e - dc, s_w - dd, l_e + dc, l_w + dd)
+            for c, d in self.reductions:
+                if c * d == l_e * l_w and c != l_e:
+                    add(counts, s_e, s_w, c, d)
         return out
 
     def run(self, start: _State, start_score: float) -> tuple[_State, float]:
@@ -201,8 +228,10 @@ class _Greedy:
                ) -> list[tuple[_State, float]]:
         """Node-set moves with re-chosen tolerances: the ``RETUNE_SETS`` most promising new node sets (on
         small systems also every move that drops or re-admits an edge) with all admissible ``(s_e, s_w)``
-        when there are at most ``RETUNE_ALL_PAIRS``, else those within ±1 of the current pair."""
-        small = len(admissible_pairs([c for c in current.counts if c > 0])) <= RETUNE_ALL_PAIRS
+        when there are at most ``RETUNE_ALL_PAIRS``, else those within ±1 of the current pair (the
+        reductions kept)."""
+        l_e, l_w = current.l_e, current.l_w
+        small = len(admissible_pairs([c for c in current.counts if c > 0], l_e, l_w)) <= RETUNE_ALL_PAIRS
         by_counts: dict[tuple[int, ...], float] = {}
         for s, value in options:
             if s.counts != current.counts:
@@ -214,10 +243,10 @@ class _Greedy:
             chosen += [c for c in ranked if sum(1 for x in c if x > 0) != edges_now]
         states = []
         for counts in dict.fromkeys(chosen):
-            pairs = admissible_pairs([c for c in counts if c > 0])
+            pairs = admissible_pairs([c for c in counts if c > 0], l_e, l_w)
             if len(pairs) > RETUNE_ALL_PAIRS:
                 pairs = [(a, b) for a, b in pairs if abs(a - current.s_e) <= 1 and abs(b - current.s_w) <= 1]
-            states += [_State(counts, a, b) for a, b in pairs if _State(counts, a, b) not in visited]
+            states += [_State(counts, a, b, l_e, l_w) for a, b in pairs if _State(counts, a, b, l_e, l_w) not in visited]
         return self.score_states(list(dict.fromkeys(states)))
 
     def line_search(self, state: _State, score: float, options: list[tuple[_State, float]],
@@ -225,7 +254,7 @@ class _Greedy:
         """Several single-worker drops that each improve, tried together (best r for r = 2, 4, 8, ...)."""
         drops = []
         for s, value in options:
-            if (s.s_e, s.s_w) == (state.s_e, state.s_w) and value < score * (1.0 - IMPROVEMENT):
+            if s.code == state.code and value < score * (1.0 - IMPROVEMENT):
                 diff = [i for i, (a, b) in enumerate(zip(s.counts, state.counts)) if a != b]
                 if len(diff) == 1 and s.counts[diff[0]] == state.counts[diff[0]] - 1 and s.counts[diff[0]] > 0:
                     drops.append((value, diff[0]))
@@ -236,7 +265,7 @@ class _Greedy:
             counts = list(state.counts)
             for _, i in drops[:r]:
                 counts[i] -= 1
-            new = _State(tuple(counts), state.s_e, state.s_w)
+            new = _State(tuple(counts), *state.code)
             if new not in visited:
                 out_states.append(new)
             r *= 2
@@ -244,20 +273,26 @@ class _Greedy:
 
 
 def greedy_jncss(model: TimingModel, *, evaluator: Evaluator | None = None,
-                 progress: ProgressFactory | None = None) -> JNCSSResult:
-    """JNCSS by the greedy local search of the module docstring (scales to thousands of workers)."""
+                 progress: ProgressFactory | None = None, reduction_e: int | None = None,
+                 reduction_w: int | None = None) -> JNCSSResult:
+    """JNCSS by the greedy local search of the module docstring (scales to thousands of workers).
+    Reductions ``(ℓ_e, ℓ_w)``: ``None`` = chosen too (from :func:`~hgc.optimizer.tolerances.reduction_pairs`,
+    which keeps only full-length messages where links are free), an int = fixed."""
     started = time.perf_counter()
     scorer = Scorer(model, evaluator)
-    base, base_eval, ranked = best_all_nodes(model, None, None, scorer)
-    ranking = worker_ranking(model, base.load, scorer.evaluator)
-    greedy = _Greedy(model, scorer, ranking)
+    reductions = reduction_pairs(model, reduction_e, reduction_w)
+    base, base_eval, ranked = best_all_nodes(model, None, None, scorer, reduction_e, reduction_w)
+    base_reductions = (int(base.get("reduction_e", 1)), int(base.get("reduction_w", 1)))
+    ranking = worker_ranking(model, base.load, scorer.evaluator, 1.0 / (base_reductions[0] * base_reductions[1]))
+    greedy = _Greedy(model, scorer, ranking, reductions)
     sizes = model.topology.workers
-    families: list[list[tuple[_State, float]]] = [
-        [(_State(tuple(sizes), int(st.s_e), int(st.s_w)), score) for st, score in ranked[:2]]]
+    families: list[list[tuple[_State, float]]] = [[(_state(sizes, st), score) for st, score in ranked[:2]]]
     # other families of starting node sets, each with its best tolerances (coarse search): without the
     # smallest edges (their size caps s_w and s_e); every edge capped at a common number of its best
-    # workers; the edges with at least c workers, each with its c best; the j best edges only
+    # workers; the edges with at least c workers, each with its c best; the j best edges only. Their
+    # reductions: the longest messages searched (full length unless fixed) and the best all-nodes pair
     all_state = families[0][0][0]
+    start_reductions = list(dict.fromkeys([reductions[0], base_reductions]))
     edge_order = np.argsort(greedy.scores(all_state)[1], kind="stable")
     n = len(sizes)
     for node_sets in (
@@ -270,8 +305,10 @@ def greedy_jncss(model: TimingModel, *, evaluator: Evaluator | None = None,
         for counts in dict.fromkeys(node_sets):
             edges = [i for i, c in enumerate(counts) if c]
             workers = [tuple(sorted(ranking[i][: counts[i]])) for i in edges]
-            found += [(_State(counts, int(st.s_e), int(st.s_w)), score)
-                      for st, score in tolerance_search(scorer, edges, workers, keep=1, refine=False)]
+            for l_e, l_w in start_reductions:
+                found += [(_state(counts, st), score)
+                          for st, score in tolerance_search(scorer, edges, workers, keep=1, refine=False,
+                                                            reduction_e=l_e, reduction_w=l_w)]
         if found:
             families.append(found)
     starts: dict[_State, float] = {}

@@ -15,22 +15,24 @@ DOMINANCE_LEVELS = np.concatenate([np.logspace(-9, -1, 17), np.linspace(0.1, 0.9
                                    1.0 - np.logspace(-1, -9, 17)])
 
 
-def speed_scores(evaluator: Evaluator, load: float) -> np.ndarray:
-    """Dominance-consistent slowness score of every worker at ``load`` (seconds, summed over levels)."""
-    scores = np.zeros(evaluator.model.topology.n_workers)
+def speed_scores(evaluator: Evaluator, load: float, message: float = 1.0) -> np.ndarray:
+    """Dominance-consistent slowness score of every worker at ``load`` sending messages of length
+    ``message`` (a fraction of a gradient) over its link (seconds, summed over levels)."""
+    scores = len(SCORE_LEVELS) * message * evaluator.model.worker_per_vector_array
     for q in SCORE_LEVELS:
         compute, others = evaluator.worker_quantiles(q)
-        scores += load * compute + others
+        scores = scores + load * compute + others
     return scores
 
 
-def worker_ranking(model: TimingModel, load: float | None = None, evaluator: Evaluator | None = None
-                   ) -> tuple[tuple[int, ...], ...]:
+def worker_ranking(model: TimingModel, load: float | None = None, evaluator: Evaluator | None = None,
+                   message: float = 1.0) -> tuple[tuple[int, ...], ...]:
     """Per edge, worker positions from fastest to slowest by the sum of their delay quantiles at levels
-    0.1, 0.3, ..., 0.9 at ``load`` (default ``1/N``); ties keep position order."""
+    0.1, 0.3, ..., 0.9 at ``load`` (default ``1/N``) with worker messages of length ``message``; ties keep
+    position order."""
     evaluator = evaluator or Evaluator(model)
     topo = model.topology
-    scores = speed_scores(evaluator, load if load is not None else 1.0 / topo.n_workers)
+    scores = speed_scores(evaluator, load if load is not None else 1.0 / topo.n_workers, message)
     out = []
     for i in range(topo.n_edges):
         first = int(topo.offsets[i])
@@ -51,18 +53,20 @@ def dominated(a: Distribution, b: Distribution, cache: dict) -> bool:
 
 
 def down_sets(model: TimingModel, edge: int, cache: dict, limit: float = math.inf) -> list[tuple[int, ...]]:
-    """Non-empty worker sets of ``edge`` closed under 'stochastically faster in every component' (the
-    enumeration stops once more than ``limit`` are found)."""
+    """Non-empty worker sets of ``edge`` closed under 'stochastically faster in every component' (compute,
+    overhead, uplink latency, and per-vector link time; the enumeration stops once more than ``limit`` are
+    found)."""
     topo = model.topology
     m, first = topo.workers[edge], int(topo.offsets[edge])
     parts = [(model.worker_compute[first + p], model.worker_overhead[first + p], model.worker_uplink[first + p])
              for p in range(m)]
+    link = model.worker_per_vector_array[first: first + m]
 
     def faster(a: int, b: int) -> bool:  # a strictly precedes b
-        forward = all(dominated(x, y, cache) for x, y in zip(parts[a], parts[b]))
+        forward = link[a] <= link[b] and all(dominated(x, y, cache) for x, y in zip(parts[a], parts[b]))
         if not forward:
             return False
-        backward = all(dominated(y, x, cache) for x, y in zip(parts[a], parts[b]))
+        backward = link[b] <= link[a] and all(dominated(y, x, cache) for x, y in zip(parts[a], parts[b]))
         return not backward or a < b
 
     before = [[a for a in range(m) if a != b and faster(a, b)] for b in range(m)]

@@ -23,6 +23,31 @@ REDUCTIONS = (1, 2, 3, 4)
 """Message reductions ``ℓ_e``, ``ℓ_w`` tried when they are chosen automatically."""
 
 
+def links_free(model: TimingModel) -> tuple[bool, bool]:
+    """``(worker links free, edge links free)``: whether every worker's (edge's) ``per_vector`` is 0, so that
+    message lengths cost nothing there."""
+    worker = model.worker_per_vector is None or not any(model.worker_per_vector)
+    return worker, not any(model.per_vector)
+
+
+def reduction_pairs(model: TimingModel, reduction_e: int | None = None, reduction_w: int | None = None
+                    ) -> list[tuple[int, int]]:
+    """The ``(ℓ_e, ℓ_w)`` a search tries: a given value is kept, ``None`` means every value of
+    :data:`REDUCTIONS`, except where shorter messages provably cannot help.
+
+    Pruning (exact, failures included): with the tolerances fixed, lowering ``ℓ_w`` to 1 keeps every wait
+    rank, the decodable patterns and the edge message ``1/ℓ_e`` and lowers every load, so it makes ``T``
+    pointwise no larger; it changes only the worker message, which costs nothing when every worker link is
+    free (``per_vector`` 0). Lowering ``ℓ_e`` to 1 likewise changes only message lengths, which cost
+    nothing when worker and edge links are all free. So ``ℓ_w = 1`` when worker links are free and
+    ``ℓ_e = 1`` when all links are; on such models the searches are exactly those without reductions.
+    Full-length pairs come first, so that ties go to them."""
+    worker_free, edge_free = links_free(model)
+    e_values = (reduction_e,) if reduction_e is not None else ((1,) if worker_free and edge_free else REDUCTIONS)
+    w_values = (reduction_w,) if reduction_w is not None else ((1,) if worker_free else REDUCTIONS)
+    return sorted(((a, b) for a in e_values for b in w_values), key=lambda p: (p[0] * p[1], p))
+
+
 def admissible_pairs(counts: Sequence[int], reduction_e: int = 1, reduction_w: int = 1) -> list[tuple[int, int]]:
     """Admissible ``(s_e, s_w)`` for participating ``counts`` (:func:`hgc.codes.admissible_hgc`; with
     reductions, the pairs whose equal allocation exists)."""
@@ -101,8 +126,8 @@ def best_hgc_tolerances(model: TimingModel, s_e: int | None = None, s_w: int | N
                         evaluator: Evaluator | None = None, reduction_e: int | None = 1,
                         reduction_w: int | None = 1) -> Strategy:
     """The ``hgc`` strategy on all nodes with the best tolerances and reductions (``None`` = choose, an
-    int = fixed; reductions from :data:`REDUCTIONS`), by the analytic evaluator: search-grid scores, then
-    the best few re-evaluated accurately.
+    int = fixed; reductions from :func:`reduction_pairs`), by the analytic evaluator: search-grid scores,
+    then the best few re-evaluated accurately.
 
     Raises :class:`~hgc.errors.ConfigError` (key ``schemes``) when no admissible pair exists.
     """
@@ -114,9 +139,8 @@ def best_all_nodes(model: TimingModel, s_e: int | None, s_w: int | None, scorer:
                    ) -> tuple[Strategy, Evaluation, list[tuple[Strategy, float]]]:
     edges, workers = all_nodes(model.topology)
     ranked: list[tuple[Strategy, float]] = []
-    for l_e in (REDUCTIONS if reduction_e is None else (reduction_e,)):
-        for l_w in (REDUCTIONS if reduction_w is None else (reduction_w,)):
-            ranked += tolerance_search(scorer, edges, workers, s_e, s_w, reduction_e=l_e, reduction_w=l_w)
+    for l_e, l_w in reduction_pairs(model, reduction_e, reduction_w):
+        ranked += tolerance_search(scorer, edges, workers, s_e, s_w, reduction_e=l_e, reduction_w=l_w)
     ranked.sort(key=lambda item: item[1])
     if not ranked:
         raise ConfigError(f"no admissible (s_e, s_w) with s_e={'auto' if s_e is None else s_e}, "

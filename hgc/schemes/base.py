@@ -253,6 +253,8 @@ class Scheme(ABC):
     """Config keys of the scheme besides ``scheme``."""
     summary: ClassVar[str] = ""
     """One line for documentation and ``--help``."""
+    implied: ClassVar[Mapping[str, Any]] = {}
+    """Values a strategy leaves out of its parameters (e.g. a reduction of 1), for resolved labels."""
 
     # -- config ------------------------------------------------------------------------------------
     def parse(self, raw: Mapping[str, Any], key: str, topology: Topology) -> SchemeSpec:
@@ -271,7 +273,7 @@ class Scheme(ABC):
         (``hgc(s_e=auto→2,s_w=1)``)."""
         if not spec.params:
             return self.name
-        chosen = dict(strategy.params)
+        chosen = {**self.implied, **dict(strategy.params)}
         parts = [f"{k}=auto→{_text(chosen[k])}" if v == AUTO and k in chosen else f"{k}={_text(v)}"
                  for k, v in spec.params]
         return f"{self.name}(" + ",".join(parts) + ")"

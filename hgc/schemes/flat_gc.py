@@ -24,6 +24,7 @@ class FlatGC(Scheme):
 
     name = "flat_gc"
     keys = ("s", "reduction")
+    implied = {"reduction": 1}
     summary = "flat gradient coding over all N workers, s stragglers; edges relay every message"
 
     def parse(self, raw: Mapping[str, Any], key: str, topology: Topology) -> SchemeSpec:
@@ -126,7 +127,8 @@ class FlatGC(Scheme):
     def optimize_rows(self, context: OptimizeContext) -> list[Candidate]:
         from hgc.optimizer.flat import best_flat_gc  # the optimizer builds on this module
 
-        flat = best_flat_gc(context.model, seed=context.seed, evaluator=context.evaluator, progress=context.progress)
+        flat = best_flat_gc(context.model, seed=context.seed, evaluator=context.evaluator, progress=context.progress,
+                            reduction=None)
         return [Candidate("flat_gc", flat.strategy, flat.method, flat.evaluation, flat.seconds, flat.candidates,
                           note=flat.note)]
 

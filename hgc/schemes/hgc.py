@@ -93,6 +93,7 @@ class HGC(Scheme):
 
     name = "hgc"
     keys = ("s_e", "s_w", "reduction_e", "reduction_w", "allocation")
+    implied = {"reduction_e": 1, "reduction_w": 1}
     summary = "two-layer code: any n-s_e edges, any m_i-s_w workers per edge"
 
     # -- config --------------------------------------------------------------------------------------
@@ -291,7 +292,7 @@ class HGC(Scheme):
             except ConfigError as err:
                 if not autos:
                     raise
-                out.append((None, f"skipped: {err.message}", {"s_e": s_e, "s_w": _cell(s_w), **reductions}))
+                out.append((None, err.message, {"s_e": s_e, "s_w": _cell(s_w), **reductions}))
                 continue
             text = "; ".join(x for x in (note, special_case(s_e, s_w)) if x)
             out.append((strategy, text, strategy.columns()))
@@ -299,7 +300,7 @@ class HGC(Scheme):
 
     def verify_work(self, spec: SchemeSpec, topology: Topology) -> Iterator[tuple[int, int | None, int]]:
         options: dict[str, Any] = {name: int(spec.get(name, 1)) for name in ("reduction_e", "reduction_w")
-                   if spec.get(name, 1) != AUTO}
+                                   if spec.get(name, 1) != AUTO}
         for s_e, s_w in self._pairs(spec, topology):
             try:
                 k: int | None = codes.smallest_partitions("hgc", topology.workers, s_e=s_e, s_w=s_w, **options)
@@ -310,16 +311,20 @@ class HGC(Scheme):
     # -- the optimize table --------------------------------------------------------------------------
     def optimize_rows(self, context: OptimizeContext) -> list[Candidate]:
         from hgc.optimizer.scoring import Scorer  # the optimizer builds on this module
-        from hgc.optimizer.tolerances import best_all_nodes
+        from hgc.optimizer.tolerances import best_all_nodes, reduction_pairs
 
         started = time.perf_counter()
         scorer = Scorer(context.model, context.evaluator)
-        strategy, evaluation, _ = best_all_nodes(context.model, None, None, scorer)
+        strategy, evaluation, _ = best_all_nodes(context.model, None, None, scorer, None, None)
+        what = "(s_e, s_w)" if reduction_pairs(context.model) == [(1, 1)] else "(s_e, s_w, reduction_e, reduction_w)"
         return [Candidate("hgc", strategy, "analytic", evaluation, time.perf_counter() - started,
-                          scorer.evaluations, note="best (s_e, s_w) on all nodes")]
+                          scorer.evaluations, note=f"best {what} on all nodes")]
 
     def optimize_outline(self, context: OptimizeContext) -> list[RowOutline]:
-        return [RowOutline("hgc", "analytic", note="best (s_e, s_w) on all nodes by analytic E[T]")]
+        from hgc.optimizer.tolerances import reduction_pairs  # the optimizer builds on the scheme modules
+
+        what = "(s_e, s_w)" if reduction_pairs(context.model) == [(1, 1)] else "(s_e, s_w, reduction_e, reduction_w)"
+        return [RowOutline("hgc", "analytic", note=f"best {what} on all nodes by analytic E[T]")]
 
 
 def _params(s_e: int, s_w: Any, reduction_e: int, reduction_w: int) -> tuple[tuple[str, Any], ...]:

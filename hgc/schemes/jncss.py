@@ -1,19 +1,25 @@
 """``hgc_jncss``: joint node and coding-scheme selection. The optimizer picks which edges and workers
-take part and ``(s_e, s_w)`` to minimise the expected iteration time; the choice runs as an HGC
-strategy on the participating nodes."""
+take part, ``(s_e, s_w)`` and the message reductions ``(ℓ_e, ℓ_w)`` to minimise the expected iteration
+time; the choice runs as an HGC strategy on the participating nodes.
+
+Config keys: ``reduction_e``, ``reduction_w`` (``auto``, the default: chosen with the rest; an int: fixed,
+e.g. 1 for full-length messages only). Reductions are searched only where a link charges for message
+length (``per_vector`` > 0); elsewhere they cannot help (see
+:func:`~hgc.optimizer.tolerances.reduction_pairs`)."""
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 
 from hgc import codes
 from hgc.errors import ConfigError
-from hgc.schemes.base import Candidate, Plan, Resolved, RowOutline, Scheme, SchemeSpec, Strategy
+from hgc.schemes.base import AUTO, Candidate, Plan, Resolved, RowOutline, Scheme, SchemeSpec, Strategy
 from hgc.schemes.context import OptimizeContext, ResolveContext
 from hgc.schemes.hgc import HGC_SCHEME
 from hgc.topology import Topology
+from hgc.validation import as_int, check_keys, join
 
 EXHAUSTIVE_AUTO_LIMIT = 20_000
 """``hgc optimize`` adds an exhaustive row when the search space has at most this many candidates."""
@@ -25,7 +31,19 @@ class JNCSS(Scheme):
     """Nodes and tolerances chosen by the optimizer; the strategies it yields are HGC strategies."""
 
     name = "hgc_jncss"
-    summary = "the optimizer picks edges, workers and (s_e, s_w) (JNCSS)"
+    keys = ("reduction_e", "reduction_w")
+    implied = {"reduction_e": 1, "reduction_w": 1}
+    summary = "the optimizer picks edges, workers, (s_e, s_w) and message reductions (JNCSS)"
+
+    def parse(self, raw: Mapping[str, Any], key: str, topology: Topology) -> SchemeSpec:
+        check_keys(raw, key, ("scheme", *self.keys))
+        params: list[tuple[str, Any]] = []
+        for name in self.keys:
+            if name in raw and raw[name] != AUTO:
+                params.append((name, as_int(raw[name], join(key, name), minimum=1, maximum=64)))
+            elif name in raw:
+                params.append((name, AUTO))
+        return SchemeSpec(self.name, tuple(params))
 
     def is_auto(self, spec: SchemeSpec) -> bool:
         return True
@@ -36,7 +54,8 @@ class JNCSS(Scheme):
     def resolve(self, spec: SchemeSpec, context: ResolveContext) -> Resolved:
         from hgc.optimizer.greedy import greedy_jncss  # the optimizer builds on the scheme modules
 
-        result = greedy_jncss(context.model, evaluator=context.evaluator, progress=context.progress)
+        result = greedy_jncss(context.model, evaluator=context.evaluator, progress=context.progress,
+                              **_fixed_reductions(spec))
         return Resolved(spec, result.strategy, f"JNCSS greedy: analytic E[T]={result.expected_time:.6g}s")
 
     def plan(self, strategy: Strategy) -> Plan:
@@ -49,13 +68,15 @@ class JNCSS(Scheme):
     def verify_strategies(self, spec: SchemeSpec, context: ResolveContext
                           ) -> list[tuple[Strategy | None, str, dict[str, Any]]]:
         strategy = self.resolve(spec, context).strategy
-        note = (f"JNCSS (greedy) chose edges {list(strategy.edges)} with {list(strategy.worker_counts)} workers; "
-                "the code is built on the participating nodes")
+        reductions = (int(strategy.get("reduction_e", 1)), int(strategy.get("reduction_w", 1)))
+        chose = f", reductions {reductions}" if reductions != (1, 1) else ""
+        note = (f"JNCSS (greedy) chose edges {list(strategy.edges)} with {list(strategy.worker_counts)} workers"
+                f"{chose}; the code is built on the participating nodes")
         return [(strategy, note, strategy.columns())]
 
     def verify_work(self, spec: SchemeSpec, topology: Topology) -> Iterator[tuple[int, int | None, int]]:
         """The worst case: the largest pattern count of any admissible pair on all nodes (the search picks
-        nodes and tolerances later)."""
+        nodes, tolerances and reductions later; reductions do not change the pattern count)."""
         work = list(HGC_SCHEME.verify_work(SchemeSpec("hgc", (("s_e", "auto"), ("s_w", "auto"))), topology))
         if work:
             yield max(work, key=lambda w: w[2])
@@ -103,4 +124,9 @@ class JNCSS(Scheme):
                                                               f"more than {EXHAUSTIVE_AUTO_LIMIT} candidates")]
         return [RowOutline("jncss_greedy", "greedy", note="greedy JNCSS search (analytic E[T])"),
                 RowOutline("jncss_exhaustive", "exhaustive", context.options["jncss_space"],
-                           "every dominance-closed node set and admissible (s_e, s_w)")]
+                           "every dominance-closed node set, admissible (s_e, s_w) and message reductions")]
+
+
+def _fixed_reductions(spec: SchemeSpec) -> dict[str, int | None]:
+    """The reductions a JNCSS spec fixes (``None`` = chosen by the search)."""
+    return {name: None if spec.get(name, AUTO) == AUTO else int(spec.get(name)) for name in JNCSS.keys}
