@@ -153,3 +153,32 @@ def test_verify_rows_unchanged_against_generic_decoder(monkeypatch):
         else:
             assert (np.abs(a - b) < 1e-12).all()
 
+
+
+def test_exhaustive_straggler_patterns_in_lexicographic_order():
+    """All C(n, s) patterns, stragglers' sets in lexicographic order (enumerated from the smaller side)."""
+    from itertools import combinations
+
+    for n in range(1, 11):
+        for s in range(n + 1):
+            masks, exhaustive = straggler_patterns(n, s, None, comb(n, s))
+            expected = np.ones((comb(n, s), n), dtype=bool)
+            for p, stragglers in enumerate(combinations(range(n), s)):
+                expected[p, list(stragglers)] = False
+            assert exhaustive
+            np.testing.assert_array_equal(masks, expected)
+
+
+def test_repeated_point_sets_give_the_same_weights_as_alone():
+    """Patterns with equal responding point sets are solved once; every row equals its own solve."""
+    M = proportional_cyclic_placement([1] * 12, 5).membership()
+    layer = build_layer(M, 5, "polynomial_equispaced")
+    decoder = layer.closed_form
+    assert decoder is not None
+    masks = straggler_patterns(12, 5, None, comb(12, 5))[0]
+    used = decoding.first_per_group(layer.groups, masks)
+    together, ok = decoder.weights(used)
+    assert ok.all()
+    for p in range(0, len(masks), 37):
+        alone, _ = decoder.weights(used[p:p + 1])
+        np.testing.assert_array_equal(together[p], alone[0])

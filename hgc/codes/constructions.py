@@ -383,12 +383,16 @@ def straggler_patterns(n: int, s: int, rng: np.random.Generator | None, limit: i
     ``limit``, else ``limit`` seeded random ones. Returns ``(masks, exhaustive)``."""
     total = comb(n, s)
     if total <= limit:
-        from itertools import combinations
+        from itertools import chain, combinations
 
-        masks = np.ones((total, n), dtype=bool)
-        if s:
-            idx = np.fromiter((i for c in combinations(range(n), s) for i in c), dtype=np.intp, count=total * s)
-            masks[np.repeat(np.arange(total), s), idx] = False
+        k = min(s, n - s)            # enumerate the smaller side: responders' sets in reverse order are the
+        chosen = np.fromiter(chain.from_iterable(combinations(range(n), k)), dtype=np.intp, count=total * k)
+        if k == s:
+            masks = np.ones((total, n), dtype=bool)
+            masks[np.repeat(np.arange(total), k), chosen] = False
+        else:                        # complements of the stragglers' sets in lexicographic order
+            masks = np.zeros((total, n), dtype=bool)
+            masks[np.repeat(np.arange(total), k), chosen.reshape(total, k)[::-1].reshape(-1)] = True
         return masks, True
     if rng is None:
         raise ValueError("sampling straggler patterns needs a random generator")

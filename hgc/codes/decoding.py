@@ -297,13 +297,15 @@ class PolynomialDecoder:
         sel = np.flatnonzero(solved)
         if sel.size == 0:
             return weights, solved
-        point_weights = np.zeros((sel.size, ell, G))
-        for c in np.unique(counts[sel]):
-            part = np.flatnonzero(counts[sel] == c)
-            rows = np.nonzero(point_masks[sel[part]])[1].reshape(part.size, c)     # responding points
+        uniq, inverse = _distinct_rows(point_masks[sel])     # equal point sets: equal weights, found once
+        ucounts = uniq.sum(axis=1)
+        point_weights = np.zeros((uniq.shape[0], ell, G))
+        for c in np.unique(ucounts):
+            part = np.flatnonzero(ucounts == c)
+            rows = np.nonzero(uniq[part])[1].reshape(part.size, c)                   # responding points
             w = np.empty((part.size, ell, c))
             if c == r:
-                others = np.nonzero(~point_masks[sel[part]])[1].reshape(part.size, G - r)
+                others = np.nonzero(~uniq[part])[1].reshape(part.size, G - r)
                 step = max(1, _GATHER // max(1, r * min(r, G - r + 1)))
                 for lo in range(0, part.size, step):
                     w[lo:lo + step] = self._point_weights(rows[lo:lo + step], others[lo:lo + step])
@@ -312,10 +314,11 @@ class PolynomialDecoder:
                 for lo in range(0, part.size, step):
                     w[lo:lo + step] = self._projected_weights(rows[lo:lo + step])
             point_weights[part[:, None, None], np.arange(ell)[None, :, None], rows[:, None, :]] = w
-        finite = np.isfinite(point_weights).all(axis=(1, 2))   # over- or underflow: left to the generic solver
+        finite = np.asarray(np.isfinite(point_weights).all(axis=(1, 2)))   # over/underflow: generic solver
         if not finite.all():
             point_weights[~finite] = 0.0
-            solved[sel[~finite]] = False
+            solved[sel[~finite[inverse]]] = False
+        point_weights = point_weights[inverse]
         if self.group_of is None:
             weights[sel] = point_weights
         else:
@@ -359,6 +362,16 @@ class PolynomialDecoder:
             e_rest = e_all[:, d, None] - x * e_rest
             out[:, d] = w * e_rest if d % 2 == 0 else -w * e_rest
         return out
+
+
+def _distinct_rows(masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(distinct, inverse)`` with ``masks == distinct[inverse]`` for boolean rows ``(P, G)``."""
+    if masks.shape[1] <= 63:
+        keys = masks.astype(np.int64) @ (np.int64(1) << np.arange(masks.shape[1], dtype=np.int64))
+        _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    else:
+        _, first, inverse = np.unique(masks, axis=0, return_index=True, return_inverse=True)
+    return masks[first], inverse.reshape(-1)
 
 
 def _point_masks(masks: np.ndarray, group_of: np.ndarray, n_points: int) -> np.ndarray:
