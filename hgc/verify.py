@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from hgc.codes import DEFAULT_RTOL, FlatCode, GradientCode, HierarchicalCode, straggler_patterns
 from hgc.errors import ConfigError, Interrupted
@@ -182,8 +183,16 @@ def check_code(code: GradientCode, *, max_patterns: int = DEFAULT_PATTERNS, rng:
 
     ``jobs > 1`` decodes the batches of patterns in that many worker processes (when there are at least
     two batches). Every batch is decoded exactly as in this process and only maxima and counts are
-    combined, so the result is the same, bit for bit, for any ``jobs``.
+    combined, so the result is the same, bit for bit, for any ``jobs``. BLAS runs single-threaded
+    meanwhile (here and in the workers): the batched factorisations are small, and BLAS threads would
+    only compete with the worker processes (on a 2-core machine they cost ~60 % more CPU time).
     """
+    with threadpool_limits(limits=1, user_api="blas"):      # many small factorisations: threads only spin
+        return _check_code(code, max_patterns, rng, tol, dim, jobs, on_batch)
+
+
+def _check_code(code: GradientCode, max_patterns: int, rng: np.random.Generator | None, tol: float, dim: int,
+                jobs: int, on_batch: Callable[[int], object] | None) -> CodeCheck:
     rng = rng if rng is not None else stream(0, Stream.VERIFY)
     G = rng.standard_normal((code.n_partitions, dim))
     messages = code.encode(G)
@@ -252,6 +261,7 @@ def _start_batch_worker(parent_pid: int, job: _BatchCheck) -> None:
     """Initializer of a verify worker process: the signal rules of :mod:`hgc.interrupts`, then the job."""
     global _WORKER_CHECK
     pool_worker_init(parent_pid)
+    threadpool_limits(limits=1, user_api="blas")
     _WORKER_CHECK = job
 
 

@@ -23,9 +23,9 @@ TABLE_COLUMNS = ["label", "K", "load", "patterns", "exhaustive", "max_rel_error"
 @click.option("--patterns", "max_patterns", type=click.IntRange(min=1, max=MAX_PATTERNS), default=DEFAULT_PATTERNS,
               show_default=True,
               help="Check every straggler pattern when there are at most this many, else this many sampled ones.")
-@click.option("--jobs", type=click.IntRange(min=1, max=4096), default=None,
-              help="Worker processes decoding a code's pattern batches (same verify.csv for any value) "
-                   "[default: CPUs available].")
+@click.option("--jobs", type=click.IntRange(min=1, max=4096), default=1, show_default=True,
+              help="Worker processes decoding a code's pattern batches (same verify.csv for any value; "
+                   "the patterns are drawn in this process and decoding is cheap, so more pays off only for large codes).")
 @seed_option
 @out_option
 @allow_large_option
@@ -33,7 +33,7 @@ TABLE_COLUMNS = ["label", "K", "load", "patterns", "exhaustive", "max_rel_error"
 @progress_option
 @dry_run_option
 @handle_errors
-def verify(config: Path, overrides: tuple[str, ...], max_patterns: int, jobs: int | None, seed: int | None,
+def verify(config: Path, overrides: tuple[str, ...], max_patterns: int, jobs: int, seed: int | None,
            out_dir: Path | None, allow_large: bool, quiet: bool, force_progress: bool, dry_run: bool) -> None:
     """Check that every coded scheme decodes exactly; writes verify.csv.
 
@@ -43,7 +43,6 @@ def verify(config: Path, overrides: tuple[str, ...], max_patterns: int, jobs: in
     exits with status 130.
     """
     from hgc.errors import Interrupted  # noqa: PLC0415 - keeps `hgc --help` fast
-    from hgc.executors import default_jobs
     from hgc.interrupts import deferred_interrupts
     from hgc.limits import check_run
     from hgc.verify import VerifyResult, verify_config
@@ -57,7 +56,7 @@ def verify(config: Path, overrides: tuple[str, ...], max_patterns: int, jobs: in
     out_dir = output_dir(experiment.name, out_dir)
     try:
         table = verify_config(experiment, max_patterns=max_patterns, progress=progress_factory(quiet, force_progress),
-                              jobs=jobs if jobs is not None else default_jobs())
+                              jobs=jobs)
     except Interrupted as stop:
         if stop.partial is None:
             raise

@@ -56,7 +56,7 @@ from typing import Callable
 
 import numpy as np
 
-from hgc.codes.decoding import DEFAULT_RTOL, Decoding, decode_layer
+from hgc.codes.decoding import DEFAULT_RTOL, Decoding, PolynomialDecoder, decode_layer
 from hgc.errors import ConfigError, UndecodableError
 from hgc.rng import Stream, stream
 
@@ -207,6 +207,30 @@ def _leading_unit_factors(roots: np.ndarray, x: np.ndarray, reduction: int) -> n
     return powers @ H
 
 
+def _polynomial_values(M: np.ndarray, s: int, x: np.ndarray, reduction: int,
+                       at: np.ndarray | None = None) -> np.ndarray:
+    """Unscaled values ``p_{k,c}(y)`` ``(len(y), A, ℓ)`` of the construction's polynomials at the points
+    ``y = at`` (default: the nodes' points ``x``, where the roots are set to exact zeros)."""
+    n, A = M.shape
+    y = x if at is None else at
+    n_roots = n - s - reduction
+    diff = y[:, None] - x[None, :]                            # diff[i, j] = y_i - x_j
+    values_all = np.zeros((y.size, A, reduction))
+    for k in range(A):
+        zeros = np.flatnonzero(~M[:, k])
+        holders = np.flatnonzero(M[:, k])
+        extra = n_roots - zeros.size
+        roots = np.concatenate([zeros, holders[holders.size - extra:]]) if extra > 0 else zeros
+        values = np.prod(diff[:, roots], axis=1) if roots.size else 1.0
+        if reduction == 1:
+            values_all[:, k, 0] = values
+        else:
+            values_all[:, k, :] = np.asarray(values)[..., None] * _leading_unit_factors(x[roots], y, reduction)
+            if at is None:
+                values_all[roots, k, :] = 0.0
+    return values_all
+
+
 def polynomial_coefficients(atom_membership: np.ndarray, s: int, points: np.ndarray | None = None,
                             reduction: int = 1) -> np.ndarray:
     """Monic-polynomial construction on arbitrary supports (docs/model.md §4.2), evaluated at Chebyshev points.
@@ -217,27 +241,35 @@ def polynomial_coefficients(atom_membership: np.ndarray, s: int, points: np.ndar
     """
     M = np.asarray(atom_membership, dtype=bool)
     _check_support(M, s, reduction)
-    n, A = M.shape
+    x = chebyshev_points(M.shape[0]) if points is None else np.asarray(points, dtype=float)
+    return _equilibrate(_polynomial_values(M, s, x, reduction))
+
+
+def polynomial_decoder(atom_membership: np.ndarray, s: int, points: np.ndarray | None = None,
+                       reduction: int = 1, group_of: np.ndarray | None = None) -> PolynomialDecoder | None:
+    """The closed-form decoder of :func:`polynomial_coefficients` with the same arguments (``group_of``:
+    the point of every node when the code is used on node groups), or ``None`` when its weights would
+    not be unique.
+
+    The weights from ``r = n - s`` responders are unique exactly when the polynomials ``p_{k,c}`` span
+    all polynomials of degree ``< r`` (then every ``r`` rows of the coefficients are linearly
+    independent). That is checked once, on their values at ``r`` Chebyshev points of ``[-2, 2]`` (a
+    well-conditioned representation of that space), columns scaled to max-abs 1.
+    """
+    M = np.asarray(atom_membership, dtype=bool)
+    _check_support(M, s, reduction)
+    n = M.shape[0]
     x = chebyshev_points(n) if points is None else np.asarray(points, dtype=float)
-    n_roots = n - s - reduction
-    diff = x[:, None] - x[None, :]                            # diff[i, j] = x_i - x_j
-    if reduction == 1:
-        B = np.zeros((n, A))
-    else:
-        B = np.zeros((n, A, reduction))
-    for k in range(A):
-        zeros = np.flatnonzero(~M[:, k])
-        holders = np.flatnonzero(M[:, k])
-        extra = n_roots - zeros.size
-        roots = np.concatenate([zeros, holders[holders.size - extra:]]) if extra > 0 else zeros
-        values = np.prod(diff[:, roots], axis=1) if roots.size else 1.0
-        if reduction == 1:
-            B[:, k] = values
-        else:
-            B[:, k, :] = np.asarray(values)[..., None] * _leading_unit_factors(x[roots], x, reduction)
-            B[roots, k, :] = 0.0
-    B = _equilibrate(B)
-    return B[:, :, None] if reduction == 1 else B
+    r = n - s
+    if np.unique(x).size != n:
+        return None
+    probe = _polynomial_values(M, s, x, reduction, at=chebyshev_points(r)).reshape(r, -1)
+    size = np.abs(probe).max(axis=0)
+    probe = probe[:, size > 0] / size[size > 0]
+    if probe.shape[1] < r or np.linalg.matrix_rank(probe) < r:
+        return None
+    scales = np.abs(_polynomial_values(M, s, x, reduction).reshape(n, -1)).max(axis=1)
+    return PolynomialDecoder(x, scales, r, reduction, None if group_of is None else np.asarray(group_of))
 
 
 def gaussian_coefficients(atom_membership: np.ndarray, s: int, rng: np.random.Generator,
@@ -295,6 +327,7 @@ class LayerCode:
     groups: node groups sharing identical coefficients (:func:`node_groups`), else ``None``.
     probe_cond: worst condition number ``κ`` on the probe patterns of ``auto`` (``nan`` if not probed).
     reduction: ``ℓ``: node messages are ``1/ℓ`` of a vector; decoding gives ``ℓ`` chunk sums.
+    closed_form: closed-form decoder of a polynomial construction (:func:`polynomial_decoder`), else ``None``.
     """
 
     membership: np.ndarray
@@ -307,6 +340,7 @@ class LayerCode:
     rtol: float = DEFAULT_RTOL
     groups: np.ndarray | None = None
     reduction: int = 1
+    closed_form: PolynomialDecoder | None = None
     _cache: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -327,7 +361,8 @@ class LayerCode:
     def decode_batch(self, masks: np.ndarray) -> Decoding:
         """Decode a batch of responder masks ``(P, n)``; see :func:`hgc.codes.decoding.decode_layer`
         (weights ``(P, ℓ, n)``)."""
-        return decode_layer(self.atom_coefficients, masks, classes=self.classes, groups=self.groups, rtol=self.rtol)
+        return decode_layer(self.atom_coefficients, masks, classes=self.classes, groups=self.groups, rtol=self.rtol,
+                            closed_form=self.closed_form)
 
     def decoding_weights(self, mask: np.ndarray) -> np.ndarray:
         """Weights ``(ℓ, n)`` with ``Σ_i weights[c', i] B[i, k, c] = [c = c']`` from the responders in ``mask``.
@@ -348,12 +383,16 @@ def straggler_patterns(n: int, s: int, rng: np.random.Generator | None, limit: i
     ``limit``, else ``limit`` seeded random ones. Returns ``(masks, exhaustive)``."""
     total = comb(n, s)
     if total <= limit:
-        from itertools import combinations
+        from itertools import chain, combinations
 
-        masks = np.ones((total, n), dtype=bool)
-        if s:
-            idx = np.fromiter((i for c in combinations(range(n), s) for i in c), dtype=np.intp, count=total * s)
-            masks[np.repeat(np.arange(total), s), idx] = False
+        k = min(s, n - s)            # enumerate the smaller side: responders' sets in reverse order are the
+        chosen = np.fromiter(chain.from_iterable(combinations(range(n), k)), dtype=np.intp, count=total * k)
+        if k == s:
+            masks = np.ones((total, n), dtype=bool)
+            masks[np.repeat(np.arange(total), k), chosen] = False
+        else:                        # complements of the stragglers' sets in lexicographic order
+            masks = np.zeros((total, n), dtype=bool)
+            masks[np.repeat(np.arange(total), k), chosen.reshape(total, k)[::-1].reshape(-1)] = True
         return masks, True
     if rng is None:
         raise ValueError("sampling straggler patterns needs a random generator")
@@ -364,6 +403,11 @@ def straggler_patterns(n: int, s: int, rng: np.random.Generator | None, limit: i
 
 
 Builder = Callable[[np.ndarray, int, int], np.ndarray]
+
+
+POLYNOMIAL_POINTS: dict[str, Callable[[int], np.ndarray]] = {
+    "polynomial": chebyshev_points, "polynomial_equispaced": equispaced_points}
+"""Evaluation points of the polynomial constructions (they have closed-form decoders)."""
 
 
 def _builders(rng: np.random.Generator) -> dict[str, Builder]:
@@ -492,13 +536,22 @@ def build_layer(membership: np.ndarray, s: int, construction: str = "auto", *,
             B[np.ix_(nodes, cols)] = grouped(name, M_atoms[np.ix_(nodes, cols)])
         return B
 
+    def closed_form(name: str) -> PolynomialDecoder | None:
+        if name not in POLYNOMIAL_POINTS or parts is not None:
+            return None
+        if groups is None:
+            return polynomial_decoder(M_atoms, s, POLYNOMIAL_POINTS[name](M_atoms.shape[0]), reduction)
+        of, support, s_groups = groups
+        return polynomial_decoder(support, s_groups, POLYNOMIAL_POINTS[name](support.shape[0]), reduction, of)
+
     group_of = None if groups is None else groups[0]
     if parts is not None:
         group_of = None                       # per-component groups: found from the coefficients below
     if construction != "auto":
         B = coefficients(construction)
         return LayerCode(M, s, construction, atom_of, B, None, rtol=rtol,
-                         groups=group_of if parts is None else identical_rows(B), reduction=reduction)
+                         groups=group_of if parts is None else identical_rows(B), reduction=reduction,
+                         closed_form=closed_form(construction))
 
     limit = PROBE_EXHAUSTIVE if comb(M.shape[0], s) <= PROBE_EXHAUSTIVE else PROBE_SAMPLE
     probes, exhaustive = straggler_patterns(M.shape[0], s, rng, limit)
@@ -510,12 +563,15 @@ def build_layer(membership: np.ndarray, s: int, construction: str = "auto", *,
             continue
         if parts is not None:
             group_of = identical_rows(B)
+        # the probe decodes with the generic solver: κ ties between constructions (common on small codes)
+        # are broken by rounding-level differences, and the choice must not depend on the decoder
         result = decode_layer(B, probes, groups=group_of, rtol=rtol)
         failures = int((~result.ok).sum())
         worst_cond = float(result.cond.max()) if failures == 0 else float("inf")
         margin = RANDOM_TAIL_MARGIN if name in RANDOM_CONSTRUCTIONS and not exhaustive else 1.0
         score = (failures, worst_cond * margin, float(result.residual.max()))
         if best is None or score < best[0]:
-            best = (score, LayerCode(M, s, name, atom_of, B, None, worst_cond, rtol, group_of, reduction))
+            best = (score, LayerCode(M, s, name, atom_of, B, None, worst_cond, rtol, group_of, reduction,
+                                     closed_form(name)))
     assert best is not None  # the polynomial and gaussian constructions apply to every valid support
     return best[1]

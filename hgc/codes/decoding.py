@@ -23,11 +23,28 @@ measured decoding error (the 2-norm figure can overstate it by orders of magnitu
 Coefficient matrices are given on *atoms* (groups of partitions held by exactly the same nodes, see
 :func:`hgc.codes.constructions.atoms`): decoding depends only on them, and there are at most as many
 atoms as nodes for the placements of :mod:`hgc.codes.placement`.
+
+**Closed-form weights for the polynomial constructions.** Node ``i`` of a polynomial code (see
+:mod:`hgc.codes.constructions`) sends ``f(x_i) / σ_i`` where ``f`` has degree ``r - 1`` (``r = n - s``),
+its ``ℓ`` leading coefficients are the wanted chunk sums, and ``σ_i`` is the row scale. From exactly ``r``
+responders ``S`` those coefficients are divided differences of the values: with
+``w_i = σ_i / Π_{j ∈ S, j ≠ i} (x_i - x_j)``, the weight of node ``i`` for chunk ``d`` is
+``w_i (-1)^d e_d(x_{S∖i})`` (``e_d`` the elementary symmetric polynomial; ``e_0 = 1``, so
+``ℓ = 1`` needs only ``w_i``). :class:`PolynomialDecoder` evaluates them for a batch of patterns in
+``O(r · min(r, n - r))`` multiplications each instead of one QR factorisation. They are used only when
+the polynomials span all polynomials of degree ``< r`` (checked when the code is built): then ``B_S``
+has full row rank, the solution is unique and equals the minimum-norm one up to rounding. With more
+than ``r`` responders (e.g. several members of a node group answered, or fewer than ``s`` straggled)
+the weights are no longer unique; the decoder then returns the minimum-norm ones over *all* responders,
+from a QR factorisation of the small ``(|S|, r)`` matrix of a Chebyshev basis at the responders'
+points (:meth:`PolynomialDecoder.weights`) rather than of the ``(|S|, A·ℓ)`` coefficients. Patterns
+whose closed-form residual exceeds ``rtol`` go to the generic solver, so the closed form never refuses
+a pattern the generic decoder accepts; the reported ``κ`` is that of the weights actually used.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -193,6 +210,178 @@ def _solve_stacked(B: np.ndarray, rows: np.ndarray, ell: int) -> np.ndarray:
     return out
 
 
+_GATHER = 1 << 21  # elements per gathered (patterns, r, k) block of differences (16 MiB of float64)
+
+
+@dataclass(frozen=True, eq=False)
+class PolynomialDecoder:
+    """Closed-form decoding weights of a polynomial construction (see the module docstring).
+
+    points:    ``(G,)`` distinct evaluation points ``x_g``, one per point of the code (a node, or a group
+               of nodes with identical rows).
+    scales:    ``(G,)`` row scales ``σ_g``: row ``g`` of the coefficients is ``p(x_g) / σ_g`` (0: a zero row).
+    needed:    ``r``: responders that determine the messages' polynomial (its degree is ``r - 1``).
+    reduction: ``ℓ``: the decoder reads the ``ℓ`` leading coefficients.
+    group_of:  ``(n,)`` point of every node (``None``: node ``i`` is point ``i``).
+    """
+
+    points: np.ndarray
+    scales: np.ndarray
+    needed: int
+    reduction: int = 1
+    group_of: np.ndarray | None = None
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def n_points(self) -> int:
+        return int(self.points.size)
+
+    def _differences(self) -> np.ndarray:
+        """``(G, G)`` ``x_g - x_h`` (as the constructions compute them)."""
+        if "diff" not in self._cache:
+            self._cache["diff"] = self.points[:, None] - self.points[None, :]
+        return self._cache["diff"]
+
+    def _full_weights(self) -> np.ndarray | None:
+        """``σ_g / Π_{h ≠ g} (x_g - x_h)`` over all points, in extended precision then rounded once
+        (``None`` if it is not representable): ``w_g`` for a responder set ``S`` is this times
+        ``Π_{h ∉ S} (x_g - x_h)``."""
+        if "full" not in self._cache:
+            x = self.points.astype(np.longdouble)
+            diff = x[:, None] - x[None, :]
+            np.fill_diagonal(diff, 1.0)
+            with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
+                full = (self.scales.astype(np.longdouble) / diff.prod(axis=1)).astype(float)
+            ok = np.isfinite(full).all() and ((full != 0) | (self.scales == 0)).all()
+            self._cache["full"] = full if ok else None
+        return self._cache["full"]
+
+    def _basis(self) -> tuple[np.ndarray, np.ndarray]:
+        """``Z`` ``(G, r)``: what every point sends for the messages' polynomial ``f = T_j(x/2)``
+        (Chebyshev polynomials, ``j < r``: a well-conditioned basis on ``[-2, 2]``), i.e.
+        ``T_j(x_g/2) / σ_g``; and ``u`` ``(r, ℓ)``: their ``ℓ`` leading coefficients (of
+        ``x^{r-1}, ..., x^{r-ℓ}``)."""
+        if "basis" not in self._cache:
+            r, ell = self.needed, self.reduction
+            Z = np.polynomial.chebyshev.chebvander(self.points / 2.0, r - 1) / self.scales[:, None]
+            u = np.zeros((r, ell))
+            for j in range(r):
+                power = np.polynomial.chebyshev.cheb2poly(np.eye(j + 1)[j])     # T_j(t), t = x/2
+                for c in range(ell):
+                    m = r - 1 - c
+                    if m <= j:
+                        u[j, c] = power[m] / 2.0 ** m
+            self._cache["basis"] = (Z, u)
+        return self._cache["basis"]
+
+    def weights(self, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Weights ``(P, ℓ, n)`` for node masks ``(P, n)`` with at most one responder per point, and
+        ``(P,)`` which patterns they solve: those with at least ``r`` responding points (the others are
+        left at zero for the generic solver).
+
+        Exactly ``r`` points: the closed form. More: the minimum-norm weights over all of them (as
+        the generic solver finds them; any ``r`` would do, but the minimum-norm choice keeps the
+        weights, and so ``κ``, those of :func:`min_norm_weights`), from a QR factorisation of the
+        ``(c, r)`` matrix :meth:`_basis` at the ``c`` responding points instead of the ``(c, A·ℓ)``
+        coefficients: the weights must satisfy ``Z_S^T a = u`` (because the construction's
+        polynomials span those of degree ``< r``, this is the same set of solutions as
+        ``a^T B_S = [c = c']``), and its minimum-norm solution is ``a = Q R^{-T} u``.
+        """
+        masks = np.asarray(masks, dtype=bool)
+        P, n = masks.shape
+        ell, r, G = self.reduction, self.needed, self.n_points
+        point_masks = masks if self.group_of is None else _point_masks(masks, self.group_of, G)
+        counts = point_masks.sum(axis=1)
+        solved = (counts >= r) & (r > 0)
+        weights = np.zeros((P, ell, n))
+        sel = np.flatnonzero(solved)
+        if sel.size == 0:
+            return weights, solved
+        uniq, inverse = _distinct_rows(point_masks[sel])     # equal point sets: equal weights, found once
+        ucounts = uniq.sum(axis=1)
+        point_weights = np.zeros((uniq.shape[0], ell, G))
+        for c in np.unique(ucounts):
+            part = np.flatnonzero(ucounts == c)
+            rows = np.nonzero(uniq[part])[1].reshape(part.size, c)                   # responding points
+            w = np.empty((part.size, ell, c))
+            if c == r:
+                others = np.nonzero(~uniq[part])[1].reshape(part.size, G - r)
+                step = max(1, _GATHER // max(1, r * min(r, G - r + 1)))
+                for lo in range(0, part.size, step):
+                    w[lo:lo + step] = self._point_weights(rows[lo:lo + step], others[lo:lo + step])
+            else:
+                step = max(1, _GATHER // (c * r))
+                for lo in range(0, part.size, step):
+                    w[lo:lo + step] = self._projected_weights(rows[lo:lo + step])
+            point_weights[part[:, None, None], np.arange(ell)[None, :, None], rows[:, None, :]] = w
+        finite = np.asarray(np.isfinite(point_weights).all(axis=(1, 2)))   # over/underflow: generic solver
+        if not finite.all():
+            point_weights[~finite] = 0.0
+            solved[sel[~finite[inverse]]] = False
+        point_weights = point_weights[inverse]
+        if self.group_of is None:
+            weights[sel] = point_weights
+        else:
+            weights[sel] = point_weights[:, :, self.group_of] * masks[sel][:, None, :]
+        return weights, solved
+
+    def _projected_weights(self, rows: np.ndarray) -> np.ndarray:
+        """``(p, ℓ, c)`` minimum-norm weights of the responding points ``rows`` ``(p, c)``, ``c > r``."""
+        Z, u = self._basis()
+        q, R = np.linalg.qr(Z[rows])                                              # (p, c, r), (p, r, r)
+        try:
+            with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
+                y = np.linalg.solve(R.transpose(0, 2, 1), np.broadcast_to(u, (rows.shape[0],) + u.shape))
+        except np.linalg.LinAlgError:                     # an exactly singular R: the generic solver decides
+            return np.full((rows.shape[0], u.shape[1], rows.shape[1]), np.nan)
+        return (q @ y).transpose(0, 2, 1)
+
+    def _point_weights(self, rows: np.ndarray, others: np.ndarray) -> np.ndarray:
+        """``(p, ℓ, r)`` weights of the responding points ``rows`` ``(p, r)`` (the rest: ``others``)."""
+        diff = self._differences()
+        p, r = rows.shape
+        full = self._full_weights()
+        with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
+            if full is not None and others.shape[1] < r - 1:       # fewer factors: divide out the others
+                w = full[rows] * diff[rows[:, None, :], others[:, :, None]].prod(axis=1)
+            else:
+                d = diff[rows[:, :, None], rows[:, None, :]]                     # (p, r, r)
+                d[:, np.arange(r), np.arange(r)] = 1.0
+                w = self.scales[rows] / d.prod(axis=2)
+        if self.reduction == 1:
+            return w[:, None, :]
+        x = self.points[rows]                                                    # (p, r)
+        e_all = np.zeros((p, self.reduction))                                    # e_d(x_S), d < ℓ
+        e_all[:, 0] = 1.0
+        for j in range(r):
+            e_all[:, 1:] = e_all[:, 1:] + x[:, j, None] * e_all[:, :-1]
+        out = np.empty((p, self.reduction, r))
+        e_rest = np.ones((p, r))                                                 # e_d(x_{S∖i})
+        out[:, 0] = w
+        for d in range(1, self.reduction):
+            e_rest = e_all[:, d, None] - x * e_rest
+            out[:, d] = w * e_rest if d % 2 == 0 else -w * e_rest
+        return out
+
+
+def _distinct_rows(masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(distinct, inverse)`` with ``masks == distinct[inverse]`` for boolean rows ``(P, G)``."""
+    if masks.shape[1] <= 63:
+        keys = masks.astype(np.int64) @ (np.int64(1) << np.arange(masks.shape[1], dtype=np.int64))
+        _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    else:
+        _, first, inverse = np.unique(masks, axis=0, return_index=True, return_inverse=True)
+    return masks[first], inverse.reshape(-1)
+
+
+def _point_masks(masks: np.ndarray, group_of: np.ndarray, n_points: int) -> np.ndarray:
+    """``(P, G)``: which points have a responder, for node masks ``(P, n)``."""
+    out = np.zeros((masks.shape[0], n_points), dtype=bool)
+    for g in range(n_points):
+        out[:, g] = masks[:, group_of == g].any(axis=1)
+    return out
+
+
 def first_per_group(groups: np.ndarray, masks: np.ndarray) -> np.ndarray:
     """Keep only the first responder of every group of nodes with identical coefficients."""
     masks = np.asarray(masks, dtype=bool)
@@ -227,20 +416,34 @@ def selection_weights(classes: np.ndarray, masks: np.ndarray) -> np.ndarray:
 
 
 def decode_layer(coefficients: np.ndarray, masks: np.ndarray, *, classes: np.ndarray | None = None,
-                 groups: np.ndarray | None = None, rtol: float = DEFAULT_RTOL) -> Decoding:
+                 groups: np.ndarray | None = None, rtol: float = DEFAULT_RTOL,
+                 closed_form: PolynomialDecoder | None = None) -> Decoding:
     """Decode every responder pattern of one layer and check each residual against ``rtol``.
 
     ``coefficients`` ``(n, A, ℓ)`` (or ``(n, A)``); ``classes`` selects fractional-repetition decoding
     (pick one node per class; exact) instead of the least-squares solve; ``groups`` (nodes with identical
-    rows) makes the solve use only the first responder of each group. Weights are ``(P, ℓ, n)``.
+    rows) makes the solve use only the first responder of each group. ``closed_form`` (the coefficients'
+    :class:`PolynomialDecoder`) gives the weights of patterns with at least ``r`` responding points
+    (closed form for exactly ``r``); the other patterns, and any whose closed-form residual exceeds
+    ``rtol``, are solved by :func:`min_norm_weights`. Weights are ``(P, ℓ, n)``.
     """
     B = as_chunked(coefficients)
     masks = np.atleast_2d(np.asarray(masks, dtype=bool))
     if classes is not None:
         weights = selection_weights(classes, masks)
+        res = residuals(weights, B)
     else:
-        weights = min_norm_weights(B, masks if groups is None else first_per_group(groups, masks))
-    res = residuals(weights, B)
+        used = masks if groups is None else first_per_group(groups, masks)
+        if closed_form is None:
+            weights = min_norm_weights(B, used)
+            res = residuals(weights, B)
+        else:
+            weights, solved = closed_form.weights(used)
+            res = residuals(weights, B)
+            generic = ~solved | ~(res <= rtol)             # (NaN residuals from overflow count as failed)
+            if generic.any():
+                weights[generic] = min_norm_weights(B, used[generic])
+                res[generic] = residuals(weights[generic], B)
     res[~masks.any(axis=1)] = np.inf
     ok = res <= rtol
     return Decoding(weights, res, np.where(ok, condition_numbers(weights, B), np.inf), ok)
