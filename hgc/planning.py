@@ -339,7 +339,8 @@ def monte_carlo_sizes(model: TimingModel, strategies: Sequence[Strategy], trials
     budget too small raises its :class:`ConfigError`): the working arrays of one pass, in bytes."""
     from hgc.simulation import default_backend, plan_passes, working_bytes_per_trial  # noqa: PLC0415
 
-    backend = backend or default_backend()
+    nodes = model.topology.n_workers + model.topology.n_edges
+    backend = backend or default_backend(int(trials) * nodes * len(strategies))
     block, pass_blocks = plan_passes(model, strategies, memory, backend)
     pass_trials = block * pass_blocks
     blocks = -(-trials // block)

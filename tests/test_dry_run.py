@@ -117,7 +117,8 @@ def test_simulate_plan_sizes_are_the_simulators(path):
     config = load_config(path)
     plan = plan_simulate(config, out_dir=Path("unused"), calibration=False)
     strategies = stand_ins(config)
-    backend = default_backend()
+    nodes = config.topology.n_workers + config.topology.n_edges
+    backend = default_backend(config.trials * nodes * len(strategies))     # as run_strategies chooses it
     block, pass_blocks = plan_passes(config.timing, strategies, None, backend)
     assert plan.facts["trials"] == config.trials and plan.facts["workers"] == config.topology.n_workers
     assert plan.facts["edges"] == config.topology.n_edges and plan.facts["strategies"] == len(strategies)

@@ -293,3 +293,24 @@ def test_without_keep_partial_an_interrupt_propagates():
     with pytest.raises(KeyboardInterrupt):
         run_strategies(model, small_strategies(model), seed=1, trials=10 * CHUNK_TRIALS,
                        executor=_OutOfOrder(deliver=2))
+
+
+def test_small_runs_use_the_numpy_evaluator_and_never_import_numba(tmp_path):
+    """Loading numba and the cached kernels costs more than the compiled evaluator saves on a small run
+    (start-up); both evaluators give the same numbers, so the choice is by size alone."""
+    import subprocess
+    import sys
+
+    from hgc.simulation import SMALL_RUN_WORK, default_backend
+
+    if os.environ.get("HGC_BACKEND"):
+        pytest.skip("HGC_BACKEND forces a backend")
+    assert default_backend(SMALL_RUN_WORK - 1) == "numpy"
+    config = tmp_path / "tiny.yaml"
+    config.write_text("topology: {edges: 2, workers: 2}\ntrials: 1000\ntiming:\n  worker: {compute: 1.0}\n"
+                      "schemes: [uncoded, {scheme: hgc, s_e: 1, s_w: 1}]\n")
+    program = ("import sys; from hgc.config import load_config; from hgc.experiment import simulate; "
+               f"r = simulate(load_config({str(config)!r})); print(r.run.backend, 'numba' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert out.stdout.split() == ["numpy", "False"]
