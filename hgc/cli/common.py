@@ -108,12 +108,7 @@ def output_dir(name: str, out_dir: Path | None) -> Path:
     default directory)."""
     from hgc.output import prepare_output_dir  # noqa: PLC0415 - keeps `hgc --help` fast
 
-    path = default_out_dir(name, out_dir)
-    try:
-        prepare_output_dir(path)
-    except ConfigError as err:
-        raise ConfigError(err.message, "--out" if out_dir is not None else "name") from None
-    return path
+    return _checked_dir(name, out_dir, prepare_output_dir)
 
 
 def dry_run_out_dir(name: str, out_dir: Path | None) -> Path:
@@ -121,9 +116,13 @@ def dry_run_out_dir(name: str, out_dir: Path | None) -> Path:
     checks it but without creating anything."""
     from hgc.planning import check_output_dir  # noqa: PLC0415 - only dry runs plan
 
+    return _checked_dir(name, out_dir, check_output_dir)
+
+
+def _checked_dir(name: str, out_dir: Path | None, check: Callable[[Path], object]) -> Path:
     path = default_out_dir(name, out_dir)
     try:
-        check_output_dir(path)
+        check(path)
     except ConfigError as err:
         raise ConfigError(err.message, "--out" if out_dir is not None else "name") from None
     return path
