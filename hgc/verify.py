@@ -29,7 +29,8 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from hgc.codes import DEFAULT_RTOL, FlatCode, GradientCode, HierarchicalCode, straggler_patterns
+from hgc.codes import (DEFAULT_RTOL, FlatCode, GradientCode, HierarchicalCode, random_subsets,
+                       straggler_patterns)
 from hgc.errors import ConfigError, Interrupted
 from hgc.interrupts import pool_worker_init
 from hgc.output import integer_columns, run_metadata, write_csv, write_json, write_yaml
@@ -120,10 +121,10 @@ def _hgc_sampled(code: HierarchicalCode, count: int, rng: np.random.Generator) -
     for lo in range(0, count, CHUNK):
         p = min(CHUNK, count - lo)
         em = np.ones((p, n), dtype=bool)
-        em[np.arange(p)[:, None], rng.random((p, n)).argsort(axis=1)[:, :code.s_e]] = False
+        em[np.arange(p)[:, None], random_subsets(rng, p, n, code.s_e)] = False
         wm = np.ones((p, code.n_workers), dtype=bool)
         for i, m in enumerate(code.workers):
-            down = rng.random((p, m)).argsort(axis=1)[:, :tolerances[i]] + offsets[i]
+            down = random_subsets(rng, p, m, tolerances[i]) + offsets[i]
             wm[np.arange(p)[:, None], down] = False
         yield wm, em
 

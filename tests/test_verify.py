@@ -214,3 +214,14 @@ def test_cli_jobs_option_does_not_change_the_csv(tmp_path):
     assert (tmp_path / "1" / "verify.csv").read_bytes() == (tmp_path / "2" / "verify.csv").read_bytes()
     assert pd.read_csv(tmp_path / "1" / "verify.csv").patterns.tolist() == [10_000]
     assert runner.invoke(main, ["verify", str(path), "--jobs", "0"]).exit_code == 2
+
+
+@pytest.mark.parametrize("n, k", [(1, 0), (5, 0), (5, 1), (7, 3), (7, 6), (7, 7), (40, 17)])
+def test_random_subsets_are_the_k_smallest_draws_as_sets(n, k):
+    from hgc.codes import random_subsets
+
+    subsets = random_subsets(np.random.default_rng(3), 500, n, k)
+    keys = np.random.default_rng(3).random((500, n))                   # the same draws
+    expected = np.sort(keys.argsort(axis=1)[:, :k], axis=1)
+    assert subsets.shape == (500, k)
+    np.testing.assert_array_equal(np.sort(subsets, axis=1), expected)

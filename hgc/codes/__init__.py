@@ -41,7 +41,8 @@ from hgc.codes.allocation import (MAX_PARTITIONS, Allocation, balanced_edge_shar
                                   waterfill_exact)
 from hgc.codes.constructions import (CONSTRUCTIONS, LayerCode, atoms, build_layer, chebyshev_points, equispaced_points,
                                      fractional_repetition_coefficients, gaussian_coefficients,
-                                     null_space_coefficients, polynomial_coefficients, straggler_patterns)
+                                     null_space_coefficients, polynomial_coefficients, random_subsets,
+                                     straggler_patterns)
 from hgc.codes.decoding import DEFAULT_RTOL, Decoding, condition_numbers, decode_layer, min_norm_weights
 from hgc.codes.hierarchical import (FlatCode, GradientCode, HierarchicalCode, build_code, chunk_length, edge_mask,
                                     split_chunks, worker_mask)
@@ -62,5 +63,5 @@ __all__ = [
     "load_lower_bound", "make_placement", "max_edge_tolerance", "message_lengths", "min_max_edge_shares",
     "min_norm_weights", "null_space_coefficients", "per_edge_tolerances", "polynomial_coefficients", "profile_allocation", "profile_load_bound",
     "proportional_cyclic_placement", "quantize_shares", "share_placement", "smallest_partitions",
-    "split_chunks", "straggler_patterns", "waterfill_exact", "worker_load", "worker_loads", "worker_mask",
+    "random_subsets", "split_chunks", "straggler_patterns", "waterfill_exact", "worker_load", "worker_loads", "worker_mask",
 ]

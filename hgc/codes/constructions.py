@@ -397,9 +397,20 @@ def straggler_patterns(n: int, s: int, rng: np.random.Generator | None, limit: i
     if rng is None:
         raise ValueError("sampling straggler patterns needs a random generator")
     masks = np.ones((limit, n), dtype=bool)
-    stragglers = rng.random((limit, n)).argsort(axis=1)[:, :s]
+    stragglers = random_subsets(rng, limit, n, s)
     masks[np.arange(limit)[:, None], stragglers] = False
     return masks, False
+
+
+def random_subsets(rng: np.random.Generator, count: int, n: int, k: int) -> np.ndarray:
+    """``(count, k)`` indices: in each row a uniformly random ``k``-subset of ``range(n)`` (the ``k``
+    smallest of ``n`` uniform draws, in no particular order: only the set is meaningful)."""
+    keys = rng.random((count, n))
+    if k == 0:
+        return np.empty((count, 0), dtype=np.intp)
+    if k >= n:
+        return np.broadcast_to(np.arange(n), (count, n)).copy()
+    return np.argpartition(keys, k - 1, axis=1)[:, :k]
 
 
 Builder = Callable[[np.ndarray, int, int], np.ndarray]
