@@ -32,7 +32,7 @@ from threadpoolctl import threadpool_limits
 from hgc.codes import (DEFAULT_RTOL, FlatCode, GradientCode, HierarchicalCode, random_subsets,
                        straggler_patterns)
 from hgc.errors import ConfigError, Interrupted
-from hgc.interrupts import pool_worker_init
+from hgc.interrupts import deferred_interrupts, pool_worker_init
 from hgc.output import integer_columns, run_metadata, write_csv, write_json, write_yaml
 from hgc.progress import ProgressFactory, progress_bar
 from hgc.rng import Stream, stream
@@ -285,15 +285,15 @@ def verify_config(config: ExperimentConfig, *, max_patterns: int = DEFAULT_PATTE
     value of an ``auto`` parameter; the chosen nodes of a node selection). Codes use
     ``stream(seed, Stream.CODES)`` and ``data.partitions`` (smallest valid ``K`` if unset); checks use
     ``stream(seed, Stream.VERIFY)``, fresh for every row, so a row depends only on the seed and its own
-    parameters. Returns the table (columns :data:`VERIFY_COLUMNS`) and writes ``out_dir/verify.csv`` if
-    ``out_dir`` is given. An explicit parameter that is inadmissible or a ``K`` that does not fit it raises
+    parameters. Returns the table (columns :data:`VERIFY_COLUMNS`) and writes it (:meth:`VerifyResult.write`) to
+    ``out_dir`` if given. An explicit parameter that is inadmissible or a ``K`` that does not fit it raises
     :class:`~hgc.errors.ConfigError`; for ``auto`` values such codes are listed with a note instead.
     ``progress`` draws one bar over the straggler patterns of all codes; ``jobs`` is the number of worker
     processes per code (:func:`check_code`; the same table for any value).
 
     Ctrl-C / SIGTERM raises :class:`~hgc.errors.Interrupted` whose ``partial`` is the table of the codes
-    checked completely so far (``None`` if none; also written to ``out_dir``); the code being checked
-    is not in it.
+    checked completely so far (``None`` if none; also written to ``out_dir``, labelled interrupted in its
+    ``metadata.json``); the code being checked is not in it.
     """
     rows: list[dict[str, Any]] = []
     cases = list(_cases(config, tol))
@@ -311,14 +311,15 @@ def verify_config(config: ExperimentConfig, *, max_patterns: int = DEFAULT_PATTE
                              "patterns": check.patterns, "exhaustive": check.exhaustive,
                              "max_rel_error": check.max_rel_error, "worst_cond": check.worst_cond,
                              "undecodable": check.undecodable, "failures": check.failures, "note": note})
-    except KeyboardInterrupt:  # keep the rows already checked, then stop
+    except KeyboardInterrupt:  # keep the rows already checked, labelled partial, then stop
         partial = _table(rows) if rows else None
         if out_dir is not None and partial is not None:
-            _write(partial, out_dir)
+            with deferred_interrupts():
+                VerifyResult(partial, config, max_patterns, interrupted=True).write(Path(out_dir))
         raise Interrupted(f"interrupted after {len(rows)} checked codes", partial) from None
     table = _table(rows)
     if out_dir is not None:
-        _write(table, out_dir)
+        VerifyResult(table, config, max_patterns).write(Path(out_dir))
     return table
 
 
@@ -400,5 +401,3 @@ def _table(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return table
 
 
-def _write(table: pd.DataFrame, out_dir: Path) -> None:
-    write_csv(table, Path(out_dir) / "verify.csv")

@@ -262,7 +262,7 @@ def wait_for_progress(process: subprocess.Popen, iterations: int, timeout: float
 
 
 def test_ctrl_c_keeps_the_finished_iterations_marked_partial_and_exits_130(tmp_path):
-    process = start(tmp_path)
+    process = start(tmp_path, "--calibrate")
     try:
         wait_for_progress(process, 3)
         os.killpg(process.pid, signal.SIGINT)                 # what a terminal sends on Ctrl-C
@@ -275,6 +275,7 @@ def test_ctrl_c_keeps_the_finished_iterations_marked_partial_and_exits_130(tmp_p
     assert len(history) >= 3 and history["decoded"].all()
     assert summary["partial"].all() and len(summary) == 1
     assert json.loads((tmp_path / "out" / "metadata.json").read_text())["interrupted"] is True
+    assert not (tmp_path / "out" / "calibration.yaml").exists()      # no fit to part of a run
 
 
 def test_no_worker_process_outlives_a_killed_parent(tmp_path):

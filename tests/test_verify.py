@@ -193,6 +193,10 @@ def test_interrupt_writes_the_rows_already_checked(tmp_path, monkeypatch):
         verify_config(load_config(path), out_dir=tmp_path / "out")
     written = pd.read_csv(tmp_path / "out" / "verify.csv")
     assert written.scheme.tolist() == ["uncoded"] and written.failures.tolist() == [0]
+    import json
+
+    metadata = json.loads((tmp_path / "out" / "metadata.json").read_text())
+    assert metadata["interrupted"] is True and metadata["complete"] is False
 
 
 def test_parallel_checking_gives_the_same_result_bit_for_bit():

@@ -268,7 +268,9 @@ def emulate(config: ExperimentConfig, *, iterations: int | None = None, seed: in
         warnings.append(f"interrupted: {done} of {len(runs)} schemes complete; the iterations finished so far "
                         "are written and the scheme cut short is marked partial")
     calibration = None
-    if calibrate:
+    if calibrate and interrupted:   # a fit to part of the run would be saved as if it were the platform's
+        warnings.append("--calibrate: no calibration.yaml, the run was interrupted before it finished")
+    elif calibrate:
         from hgc.emulation.calibration import fit_platform  # noqa: PLC0415 - only with --calibrate
 
         calibration = fit_platform(finished, config.timing, sample, time_scale)
