@@ -9,16 +9,15 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from hgc import codes
 from hgc.errors import ConfigError
-from hgc.schemes.base import Candidate, Plan, Resolved, RowOutline, Scheme, SchemeSpec, Strategy
+from hgc.schemes.base import Candidate, Resolved, RowOutline, SchemeSpec, Strategy
 from hgc.schemes.context import OptimizeContext, ResolveContext
-from hgc.schemes.hgc import HGC_SCHEME
+from hgc.schemes.hgc import HGCOnChosenNodes
 from hgc.schemes.jncss import JNCSS
 from hgc.topology import Topology
 
 
-class HeterogeneityAware(Scheme):
+class HeterogeneityAware(HGCOnChosenNodes):
     """Nodes, tolerances (per edge) and unbalanced shares chosen by the optimizer."""
 
     name = "hgc_hetero"
@@ -38,13 +37,6 @@ class HeterogeneityAware(Scheme):
         gain = f"; {100 * result.gain:.1f}% lower than JNCSS" if np.isfinite(result.gain) else ""
         return Resolved(spec, result.strategy,
                         f"heterogeneity-aware greedy: analytic E[T]={result.evaluation.expected_time:.6g}s{gain}")
-
-    def plan(self, strategy: Strategy) -> Plan:
-        return HGC_SCHEME.plan(strategy)
-
-    def build_code(self, strategy: Strategy, *, partitions: int | None = None,
-                   rng: np.random.Generator | None = None, rtol: float | None = None) -> codes.GradientCode:
-        return HGC_SCHEME.build_code(strategy, partitions=partitions, rng=rng, rtol=rtol)
 
     def verify_strategies(self, spec: SchemeSpec, context: ResolveContext
                           ) -> list[tuple[Strategy | None, str, dict[str, Any]]]:

@@ -343,3 +343,15 @@ def _reductions(strategy: Strategy) -> tuple[int, int]:
 
 HGC_SCHEME = HGC()
 """The instance searches use to build candidates (the registry holds an equal one)."""
+
+
+class HGCOnChosenNodes(Scheme):
+    """Base of the schemes whose strategies are HGC strategies chosen by a search (nodes, tolerances,
+    shares): their order-statistic plan and their code are those of :data:`HGC_SCHEME`."""
+
+    def plan(self, strategy: Strategy) -> Plan:
+        return HGC_SCHEME.plan(strategy)
+
+    def build_code(self, strategy: Strategy, *, partitions: int | None = None,
+                   rng: np.random.Generator | None = None, rtol: float | None = None) -> codes.GradientCode:
+        return HGC_SCHEME.build_code(strategy, partitions=partitions, rng=rng, rtol=rtol)

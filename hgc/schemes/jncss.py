@@ -11,13 +11,10 @@ from __future__ import annotations
 
 from typing import Any, Iterator, Mapping
 
-import numpy as np
-
-from hgc import codes
 from hgc.errors import ConfigError
-from hgc.schemes.base import AUTO, Candidate, Plan, Resolved, RowOutline, Scheme, SchemeSpec, Strategy
+from hgc.schemes.base import AUTO, Candidate, Resolved, RowOutline, SchemeSpec, Strategy
 from hgc.schemes.context import OptimizeContext, ResolveContext
-from hgc.schemes.hgc import HGC_SCHEME
+from hgc.schemes.hgc import HGC_SCHEME, HGCOnChosenNodes
 from hgc.topology import Topology
 from hgc.validation import as_int, check_keys, join
 
@@ -27,7 +24,7 @@ EXHAUSTIVE_HARD_LIMIT = 2_000_000
 """Largest search space the exhaustive method accepts."""
 
 
-class JNCSS(Scheme):
+class JNCSS(HGCOnChosenNodes):
     """Nodes and tolerances chosen by the optimizer; the strategies it yields are HGC strategies."""
 
     name = "hgc_jncss"
@@ -57,13 +54,6 @@ class JNCSS(Scheme):
         result = greedy_jncss(context.model, evaluator=context.evaluator, progress=context.progress,
                               **_fixed_reductions(spec))
         return Resolved(spec, result.strategy, f"JNCSS greedy: analytic E[T]={result.expected_time:.6g}s")
-
-    def plan(self, strategy: Strategy) -> Plan:
-        return HGC_SCHEME.plan(strategy)
-
-    def build_code(self, strategy: Strategy, *, partitions: int | None = None,
-                   rng: np.random.Generator | None = None, rtol: float | None = None) -> codes.GradientCode:
-        return HGC_SCHEME.build_code(strategy, partitions=partitions, rng=rng, rtol=rtol)
 
     def verify_strategies(self, spec: SchemeSpec, context: ResolveContext
                           ) -> list[tuple[Strategy | None, str, dict[str, Any]]]:
